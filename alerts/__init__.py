@@ -1,0 +1,1 @@
+"""Alerts: rules over signals, a router, and the notifiers that deliver."""

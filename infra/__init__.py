@@ -1,0 +1,1 @@
+"""Infrastructure: settings, the exception tree, ClickHouse access and the local Kafka broker."""

@@ -1,0 +1,171 @@
+"""ClickHouse through clickhouse-connect: connect by DSN, migrate, insert and query.
+
+``chdb:///abs/path`` runs the ClickHouse engine in this process (one process may open a
+folder at a time); ``http(s)://user:pass@host:8123`` talks to a server. Same SQL for both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from infra.errors import ConfigError, StoreError
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "clickhouse"
+_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def connect(dsn: str) -> Client:
+    """Open a ClickHouse client for a ``chdb://`` or ``http(s)://`` DSN.
+
+    Raises:
+        ConfigError: the DSN has an unknown scheme.
+        StoreError: the engine or server could not be opened.
+    """
+    if not dsn.startswith(("chdb:", "http://", "https://")):
+        msg = f"unsupported ClickHouse DSN {dsn!r}: use chdb:///abs/path or http(s)://host:8123"
+        raise ConfigError(msg)
+    if dsn.startswith("chdb:"):
+        Path(dsn.removeprefix("chdb://")).mkdir(parents=True, exist_ok=True)
+    try:
+        return clickhouse_connect.get_client(dsn=dsn)
+    except (ClickHouseError, OSError, RuntimeError) as exc:
+        msg = f"cannot open ClickHouse at {redact(dsn)}: {exc}"
+        raise StoreError(msg) from exc
+
+
+def redact(dsn: str) -> str:
+    """Return the DSN with any password replaced by ***."""
+    return re.sub(r"(//[^:/@]+:)[^@]*@", r"\1***@", dsn)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One versioned SQL file of ``infra/clickhouse``."""
+
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        """sha256 of the file's text, to notice edits of applied migrations."""
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+    def statements(self, database: str) -> list[str]:
+        """The file's statements with ``{db}`` filled in."""
+        text = self.sql.replace("{db}", database)
+        lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
+        return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def load_migrations(folder: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """Return the migrations in a folder, ordered by version."""
+    found = []
+    for path in sorted(folder.glob("*.sql")):
+        match = _MIGRATION_NAME.match(path.name)
+        if not match:
+            msg = f"migration file {path.name} is not named NNN_name.sql"
+            raise ConfigError(msg)
+        found.append(Migration(int(match.group(1)), path.stem, path.read_text("utf-8")))
+    return found
+
+
+class Warehouse:
+    """The ClickHouse database of surveil: migrations, inserts and queries.
+
+    Args:
+        client: an open clickhouse-connect client.
+        database: the database name, created if missing.
+    """
+
+    def __init__(self, client: Client, database: str) -> None:
+        if not _IDENTIFIER.match(database):
+            msg = f"database name {database!r} is not a plain identifier"
+            raise ConfigError(msg)
+        self.client = client
+        self.database = database
+
+    def migrate(self, folder: Path = MIGRATIONS_DIR) -> list[str]:
+        """Apply the migrations not applied yet; return their names. Safe to repeat."""
+        db = self.database
+        self.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+        self.command(
+            f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations (version UInt32, name String, "
+            "checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+            "ENGINE = MergeTree ORDER BY version"
+        )
+        applied = {
+            int(row[0]): str(row[1])
+            # db is checked to be a plain identifier in __init__.
+            for row in self.rows(f"SELECT version, checksum FROM {db}.schema_migrations")  # noqa: S608
+        }
+        done = []
+        for migration in load_migrations(folder):
+            if migration.version in applied:
+                if applied[migration.version] != migration.checksum:
+                    log.warning("migration %s changed after it was applied", migration.name)
+                continue
+            for statement in migration.statements(db):
+                self.command(statement)
+            self.insert(
+                "schema_migrations",
+                [[migration.version, migration.name, migration.checksum]],
+                ["version", "name", "checksum"],
+            )
+            log.info("applied migration %s", migration.name)
+            done.append(migration.name)
+        return done
+
+    def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
+        """Run a statement that returns no rows."""
+        try:
+            self.client.command(sql, parameters=parameters)
+        except ClickHouseError as exc:
+            msg = f"ClickHouse refused {sql[:80]!r}: {exc}"
+            raise StoreError(msg) from exc
+
+    def query(
+        self,
+        sql: str,
+        parameters: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run a query; return its column names and rows."""
+        try:
+            result = self.client.query(sql, parameters=parameters, settings=settings)
+        except ClickHouseError as exc:
+            msg = f"query failed: {exc}"
+            raise StoreError(msg) from exc
+        return list(result.column_names), [tuple(r) for r in result.result_rows]
+
+    def rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run a query; return its rows."""
+        return self.query(sql, parameters)[1]
+
+    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> int:
+        """Insert rows into a table of this database; return how many."""
+        if not rows:
+            return 0
+        try:
+            self.client.insert(table, rows, column_names=list(columns), database=self.database)
+        except ClickHouseError as exc:
+            msg = f"insert into {table} failed: {exc}"
+            raise StoreError(msg) from exc
+        return len(rows)
+
+    def close(self) -> None:
+        """Close the client (and release a chDB folder)."""
+        self.client.close()

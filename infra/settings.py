@@ -1,0 +1,84 @@
+"""One settings object for the whole application; only the CLI builds it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting surveil reads, from `SURVEIL_*` variables or a `.env` file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SURVEIL_", env_file=".env", frozen=True, extra="ignore"
+    )
+
+    state_dir: Path = Field(Path("var"), description="Folder for Kafka data, chDB and run state.")
+    shared_dir: Path = Field(
+        Path("../shared"),
+        description="Folder of third-party fixtures and datasets (read in place).",
+    )
+    kafka_broker: str = Field(
+        "kafka://127.0.0.1:9092", description="Kafka bootstrap URL (kafka://host:port[,host:port])."
+    )
+    kafka_controller_port: int = Field(
+        9093, description="KRaft controller port of the local broker."
+    )
+    kafka_heap: str = Field("1g", description="JVM heap of the local broker.")
+    kafka_partitions: int = Field(3, ge=1, description="Partitions of each topic created.")
+    clickhouse_dsn: str = Field(
+        "", description="chdb:///abs/path or http(s)://host:8123; default chdb under state_dir."
+    )
+    clickhouse_database: str = Field("surveil", description="ClickHouse database name.")
+    app_id: str = Field("surveil", description="Faust app id (consumer group and table prefix).")
+    web_port: int = Field(6066, description="Port of the worker's web server on 127.0.0.1.")
+    model: str = Field("lexicon", description="'lexicon' or the path of a trained artifact.")
+    classify_batch: int = Field(64, ge=1, description="Most documents scored in one batch.")
+    classify_within: float = Field(0.5, gt=0, description="Seconds to wait to fill a batch.")
+    store_batch: int = Field(500, ge=1, description="Most rows inserted in one ClickHouse insert.")
+    body_max_chars: int = Field(20_000, ge=100, description="Document bodies are cut to this.")
+    signal_window_s: int = Field(
+        86_400, ge=60, description="Length of the per-ticker window (event time)."
+    )
+    alert_threshold: float = Field(
+        -0.3, ge=-1, le=1, description="Alert when a ticker's window mean score falls to this."
+    )
+    alert_min_docs: int = Field(3, ge=1, description="Documents a window needs before it alerts.")
+    alert_slack_webhook: SecretStr | None = Field(
+        None, description="Slack incoming-webhook URL for alerts."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+
+    @field_validator("kafka_broker")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith("kafka://"):
+            msg = f"kafka_broker must start with kafka://, got {value!r}"
+            raise ValueError(msg)
+        return value
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The broker list without the scheme, as Kafka clients want it."""
+        return self.kafka_broker.removeprefix("kafka://")
+
+    @property
+    def broker_port(self) -> int:
+        """Port of the first broker in the list."""
+        first = self.bootstrap_servers.split(",")[0]
+        return int(first.rsplit(":", 1)[1])
+
+    @property
+    def dsn(self) -> str:
+        """The ClickHouse DSN, defaulting to an embedded chDB folder in the state dir."""
+        if self.clickhouse_dsn:
+            return self.clickhouse_dsn
+        return f"chdb://{(self.state_dir / 'clickhouse').resolve()}"
+
+    @property
+    def kafka_home(self) -> Path:
+        """Folder of the local broker's data, config and logs."""
+        return (self.state_dir / "kafka").resolve()

@@ -1,0 +1,1 @@
+"""Ingest: sources that fetch documents and the producer that puts them on docs.raw."""

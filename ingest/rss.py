@@ -1,0 +1,176 @@
+"""RSS and Atom news feeds, from a URL or a local file, through feedparser."""
+
+from __future__ import annotations
+
+import calendar
+import logging
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import httpx
+
+from infra.errors import DecodeError, SourceError
+from ingest.text import clean_text, find_tickers, is_symbol, unique
+from streams.records import Document, Rejected, stable_id, utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_FEED_BYTES = 10 * 1024 * 1024
+# Namespaced elements that name the entry's security, as feedparser flattens them.
+_SYMBOL_KEYS = ("sa_symbol", "ndaq_issuesymbol")
+
+
+def read_location(
+    location: str,
+    *,
+    timeout: float = 20.0,
+    max_bytes: int = MAX_FEED_BYTES,
+    user_agent: str = "surveil/0.1",
+) -> bytes:
+    """Return the raw bytes of a feed from an http(s) URL, a file:// URL or a path.
+
+    Raises:
+        SourceError: the feed could not be fetched, or is larger than ``max_bytes``.
+    """
+    if location.startswith(("http://", "https://")):
+        try:
+            with httpx.stream(
+                "GET",
+                location,
+                timeout=timeout,
+                follow_redirects=True,
+                headers={"User-Agent": user_agent},
+            ) as response:
+                response.raise_for_status()
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        msg = f"{location}: response larger than {max_bytes} bytes"
+                        raise SourceError(msg)
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except httpx.HTTPError as exc:
+            msg = f"{location}: {exc}"
+            raise SourceError(msg) from exc
+    path = Path(location.removeprefix("file://"))
+    try:
+        if path.stat().st_size > max_bytes:
+            msg = f"{path}: file larger than {max_bytes} bytes"
+            raise SourceError(msg)
+        return path.read_bytes()
+    except OSError as exc:
+        msg = f"{path}: {exc.strerror or exc}"
+        raise SourceError(msg) from exc
+
+
+class RssSource:
+    """An RSS or Atom feed: one document per entry, a `Rejected` per unusable entry.
+
+    Args:
+        name: the source's name, stored with every document.
+        location: an http(s) URL, a file:// URL or a local path.
+        tickers: tickers every document of this feed is about (e.g. a per-symbol feed).
+        body_max_chars: bodies are cut to this many characters.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        location: str,
+        *,
+        tickers: Sequence[str] = (),
+        body_max_chars: int = 20_000,
+        timeout: float = 20.0,
+    ) -> None:
+        self.name = name
+        self.location = location
+        self.tickers = tuple(tickers)
+        self.body_max_chars = body_max_chars
+        self.timeout = timeout
+
+    def fetch(self) -> Iterator[Document | Rejected]:
+        """Fetch the feed once and yield its entries."""
+        raw = read_location(self.location, timeout=self.timeout)
+        yield from self.parse(raw)
+
+    def parse(self, raw: bytes) -> Iterator[Document | Rejected]:
+        """Parse feed bytes into documents and rejects."""
+        fetched_at = utcnow()
+        parsed = feedparser.parse(raw)
+        if parsed.bozo and not parsed.entries:
+            exc = parsed.get("bozo_exception")
+            yield self._reject("malformed_feed", f"not a usable RSS/Atom feed: {exc}", raw)
+            return
+        if parsed.bozo:
+            log.warning("%s: feed parsed with errors: %s", self.name, parsed.get("bozo_exception"))
+        for index, entry in enumerate(parsed.entries):
+            try:
+                yield self._document(entry, fetched_at)
+            except DecodeError as err:
+                detail = f"entry {index}: {err.detail}"
+                yield self._reject(err.reason, detail, _entry_payload(entry))
+
+    def _document(self, entry: Any, fetched_at: datetime) -> Document:
+        title = clean_text(entry.get("title", ""), 1_000)
+        summary = entry.get("summary") or ""
+        if not summary and entry.get("content"):
+            summary = entry["content"][0].get("value", "")
+        body = clean_text(summary, self.body_max_chars)
+        link = entry.get("link", "") or ""
+        if not title and not body:
+            reason, detail = "empty_entry", "entry has neither a title nor a body"
+            raise DecodeError(reason, detail)
+        meta: dict[str, Any] = {}
+        published = _entry_time(entry)
+        if published is None:
+            published = fetched_at
+            meta["published_missing"] = True
+        source_id = entry.get("id") or link
+        if source_id:
+            doc_id = stable_id("id", source_id)
+        else:
+            # Feeds such as Nasdaq trade halts carry neither guid nor link: the content is the id.
+            doc_id = stable_id("content", self.name, title, body, published.isoformat())
+            meta["id_derived"] = True
+        declared = [str(entry[k]).strip().upper() for k in _SYMBOL_KEYS if entry.get(k)]
+        tickers = unique([*declared, *self.tickers, *find_tickers(f"{title}\n{body}")])
+        tickers = [t for t in tickers if is_symbol(t)]
+        if entry.get("author") or entry.get("sa_author_name"):
+            meta["author"] = entry.get("author") or entry.get("sa_author_name")
+        return Document(
+            doc_id=doc_id,
+            source=self.name,
+            kind="news",
+            url=link,
+            title=title,
+            body=body,
+            published_at=published,
+            fetched_at=fetched_at,
+            tickers=tuple(tickers),
+            meta=meta,
+        )
+
+    def _reject(self, reason: str, detail: str, payload: bytes | str) -> Rejected:
+        text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+        log.warning("%s: rejected (%s): %s", self.name, reason, detail)
+        return Rejected(
+            reason=reason, detail=detail, stage="ingest", source=self.name, payload=text[:65_536]
+        )
+
+
+def _entry_time(entry: Any) -> datetime | None:
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        value = entry.get(key)
+        if value:
+            return datetime.fromtimestamp(calendar.timegm(value), UTC)
+    return None
+
+
+def _entry_payload(entry: Any) -> str:
+    keys = ("id", "link", "title", "published", "updated", "summary")
+    return repr({k: entry.get(k) for k in keys if entry.get(k) is not None})

@@ -1,0 +1,1 @@
+"""Models: text in, scores out. Knows no Kafka and no ClickHouse."""

@@ -1,0 +1,108 @@
+"""The Faust app: settings, topics, and where the agents hang."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from streams.counters import Counters
+from streams.records import Rejected
+from streams.topics import ALERTS, DOCS_DLQ, DOCS_RAW, DOCS_SCORED, SIGNALS
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What the Faust app needs to know; built by the CLI from the settings."""
+
+    app_id: str = "surveil"
+    broker: str = "kafka://127.0.0.1:9092"
+    partitions: int = 3
+    data_dir: Path = Path("var/faust")
+    web_port: int = 6066
+    store: str = "rocksdb://"
+    classify_batch: int = 64
+    classify_within: float = 0.5
+    store_batch: int = 500
+    store_within: float = 0.5
+    signal_window_s: int = 86_400
+    # Short group timeouts let a worker join in seconds, not the 30 s default.
+    session_timeout_s: float = 10.0
+    heartbeat_s: float = 2.0
+    rebalance_timeout_s: float = 20.0
+
+
+@dataclass
+class Topics:
+    """The pipeline's topics as Faust sees them (JSON values, no value_type)."""
+
+    raw: Any
+    scored: Any
+    signals: Any
+    alerts: Any
+    dlq: Any
+
+
+@dataclass
+class Pipeline:
+    """The app with its topics, counters and the thread pools that keep blocking work off
+    the event loop: one thread for the model, one for ClickHouse (chDB is not shared)."""
+
+    app: faust.App
+    config: WorkerConfig
+    topics: Topics
+    counters: Counters = field(default_factory=Counters)
+    model_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="model")
+    )
+    store_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="store")
+    )
+
+    async def reject(self, record: Rejected) -> None:
+        """Send a rejected input to docs.dlq (the caller counts it)."""
+        await self.topics.dlq.send(key=f"{record.stage}:{record.source}", value=record.to_json())
+
+
+def create_pipeline(config: WorkerConfig) -> Pipeline:
+    """Create the Faust app and its topics; agents are added by each package's ``register``."""
+    app = faust.App(
+        config.app_id,
+        broker=config.broker,
+        value_serializer="json",
+        key_serializer="raw",
+        store=config.store,
+        datadir=str(config.data_dir),
+        topic_partitions=config.partitions,
+        topic_replication_factor=1,
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+        web_port=config.web_port,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=config.session_timeout_s,
+        broker_heartbeat_interval=config.heartbeat_s,
+        broker_rebalance_timeout=config.rebalance_timeout_s,
+        producer_acks=-1,
+        table_cleanup_interval=60.0,
+    )
+
+    def topic(name: str) -> Any:
+        return app.topic(name, partitions=config.partitions, internal=False)
+
+    topics = Topics(
+        raw=topic(DOCS_RAW),
+        scored=topic(DOCS_SCORED),
+        signals=topic(SIGNALS),
+        alerts=topic(ALERTS),
+        dlq=topic(DOCS_DLQ),
+    )
+    pipeline = Pipeline(app=app, config=config, topics=topics)
+
+    @app.page("/surveil/stats/")
+    async def stats(web: Any, request: Any) -> Any:
+        return web.json(pipeline.counters.snapshot())
+
+    return pipeline

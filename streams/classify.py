@@ -1,0 +1,134 @@
+"""The classify agent: batches of documents in, one scored record per (document, ticker) out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Protocol
+
+from infra.errors import DecodeError
+from models.base import Classifier, TextScore
+from streams.app import Pipeline
+from streams.records import Document, Rejected, Scored, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class Outputs(Protocol):
+    """Where the classify agent puts its outputs (docs.scored and docs.dlq in production)."""
+
+    async def scored(self, record: Scored) -> None:
+        """Accept one scored record."""
+        ...
+
+    async def rejected(self, record: Rejected) -> None:
+        """Accept one rejected input."""
+        ...
+
+
+def relevance(ticker: str, doc: Document) -> float:
+    """How central a ticker is to a document: named in the title, the body, or only listed."""
+    pattern = re.compile(rf"(?<![A-Za-z0-9]){re.escape(ticker)}(?![A-Za-z0-9])")
+    if pattern.search(doc.title):
+        return 1.0
+    if pattern.search(doc.body):
+        return 0.7
+    return 0.5
+
+
+def score_documents(classifier: Classifier, docs: Sequence[Document]) -> list[Scored]:
+    """Score documents with one model call; return a record per (document, ticker)."""
+    scores: list[TextScore] = classifier.classify([doc.text for doc in docs]) if docs else []
+    scored_at = utcnow()
+    out = []
+    for doc, s in zip(docs, scores, strict=True):
+        for ticker in doc.tickers:
+            out.append(
+                Scored(
+                    doc_id=doc.doc_id,
+                    ticker=ticker,
+                    kind=doc.kind,
+                    source=doc.source,
+                    title=doc.title,
+                    url=doc.url,
+                    published_at=doc.published_at,
+                    fetched_at=doc.fetched_at,
+                    label=s.label,  # type: ignore[arg-type]
+                    p_negative=s.probs[0],
+                    p_neutral=s.probs[1],
+                    p_positive=s.probs[2],
+                    score=max(-1.0, min(1.0, s.score)),
+                    event_type=s.event_type,
+                    event_prob=s.event_prob,
+                    relevance=relevance(ticker, doc),
+                    model_version=classifier.version,
+                    scored_at=scored_at,
+                    dup_of=doc.dup_of,
+                )
+            )
+    return out
+
+
+def parse_event(value: Any, stage: str, where: dict[str, Any]) -> Document | Rejected:
+    """Turn one docs.raw value into a Document, or a Rejected saying why not."""
+    try:
+        return Document.parse(value)
+    except DecodeError as err:
+        payload = json.dumps(value, default=str)[:65_536] if not isinstance(value, str) else value
+        source = value.get("source", "") if isinstance(value, dict) else ""
+        return Rejected(
+            reason=err.reason,
+            detail=err.detail,
+            stage=stage,
+            source=str(source),
+            payload=payload,
+            **where,
+        )
+
+
+def register(pipeline: Pipeline, classifier: Classifier, outputs: Outputs | None = None) -> Any:
+    """Add the classify agent to the pipeline's app and return it.
+
+    Args:
+        classifier: the model; it runs in the pipeline's model thread, never on the loop.
+        outputs: where records go; docs.scored (keyed by ticker) and docs.dlq when None.
+    """
+    topics, cfg, counters = pipeline.topics, pipeline.config, pipeline.counters
+
+    class _TopicOutputs:
+        async def scored(self, record: Scored) -> None:
+            await topics.scored.send(key=record.ticker, value=record.to_json())
+
+        async def rejected(self, record: Rejected) -> None:
+            await pipeline.reject(record)
+
+    out: Outputs = outputs or _TopicOutputs()
+
+    async def classify(stream: Any) -> AsyncIterator[int]:
+        async for events in stream.take_events(cfg.classify_batch, within=cfg.classify_within):
+            docs: list[Document] = []
+            for event in events:
+                msg = event.message
+                where = {"topic": msg.topic or "", "partition": msg.partition, "offset": msg.offset}
+                item = parse_event(event.value, "classify", where)
+                if isinstance(item, Rejected):
+                    log.warning("docs.raw %s/%s: %s", msg.partition, msg.offset, item.detail)
+                    counters.inc(f"rejected.classify.{item.reason}")
+                    await out.rejected(item)
+                else:
+                    docs.append(item)
+            loop = asyncio.get_running_loop()
+            records = await loop.run_in_executor(
+                pipeline.model_pool, score_documents, classifier, docs
+            )
+            for record in records:
+                await out.scored(record)
+            counters.inc("classify.documents", len(docs))
+            counters.inc("classify.scored", len(records))
+            counters.inc("classify.untickered", sum(1 for d in docs if not d.tickers))
+            yield len(docs)
+
+    return pipeline.app.agent(topics.raw, name="surveil.classify", concurrency=1)(classify)

@@ -1,0 +1,1 @@
+"""surveil: the command line, the composition root of the pipeline."""

@@ -1,0 +1,280 @@
+"""The `surveil` command line. Every option names its environment variable in --help."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from infra.errors import SurveilError
+from infra.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+console = Console()
+
+
+def _option(name: str, env: str, help_: str, **kwargs: Any) -> Callable[[F], F]:
+    return click.option(name, envvar=env, show_envvar=True, default=None, help=help_, **kwargs)
+
+
+class _Context:
+    def __init__(self, overrides: dict[str, Any]) -> None:
+        self.overrides = {k: v for k, v in overrides.items() if v is not None}
+
+    def settings(self, **more: Any) -> Settings:
+        values = {**self.overrides, **{k: v for k, v in more.items() if v is not None}}
+        try:
+            return Settings(**values)
+        except ValidationError as exc:
+            raise click.UsageError(str(exc)) from exc
+
+
+pass_ctx = click.make_pass_decorator(_Context)
+
+
+def _fail(exc: SurveilError) -> None:
+    console.print(f"[red]error:[/red] {exc}", highlight=False)
+    sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@_option("--state-dir", "SURVEIL_STATE_DIR", "Folder for Kafka data, chDB and run state.",
+         type=click.Path(path_type=Path))
+@_option("--broker", "SURVEIL_KAFKA_BROKER", "Kafka URL, e.g. kafka://127.0.0.1:9092.")
+@_option("--clickhouse-dsn", "SURVEIL_CLICKHOUSE_DSN",
+         "chdb:///abs/path or http(s)://host:8123 (default: chDB in the state dir).")
+@_option("--log-level", "SURVEIL_LOG_LEVEL", "debug, info, warning or error.",
+         type=click.Choice(["debug", "info", "warning", "error"]))
+@click.pass_context
+def cli(ctx: click.Context, state_dir: Path | None, broker: str | None,
+        clickhouse_dsn: str | None, log_level: str | None) -> None:
+    """Streaming market surveillance: feeds to scores to alerts."""
+    ctx.obj = _Context({"state_dir": state_dir, "kafka_broker": broker,
+                        "clickhouse_dsn": clickhouse_dsn, "log_level": log_level})
+    level = ctx.obj.settings().log_level.upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Client libraries narrate every connection at INFO; keep their warnings only.
+    for noisy in ("kafka", "aiokafka"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+# --- kafka -------------------------------------------------------------------------
+
+
+@cli.group()
+def kafka() -> None:
+    """Run the local single-node Kafka broker (KRaft) that the embedded mode uses."""
+
+
+@kafka.command("start")
+@pass_ctx
+def kafka_start(ctx: _Context) -> None:
+    """Start the local broker (formatting its storage once) and create the topics."""
+    from infra.broker import ensure_topics  # noqa: PLC0415 - keep --help fast
+    from streams.topics import ALL_TOPICS  # noqa: PLC0415
+    from surveil.runtime import local_kafka  # noqa: PLC0415
+
+    settings = ctx.settings()
+    broker = local_kafka(settings)
+    try:
+        if broker.start():
+            console.print(f"started Kafka on {broker.bootstrap} (data in {broker.home})")
+        else:
+            console.print(f"Kafka is already running on {broker.bootstrap} "
+                          f"(pid {broker.status().pid})")
+        created = ensure_topics(broker.bootstrap, ALL_TOPICS, settings.kafka_partitions)
+        if created:
+            console.print(f"created topics: {', '.join(created)}")
+    except SurveilError as exc:
+        _fail(exc)
+
+
+@kafka.command("stop")
+@pass_ctx
+def kafka_stop(ctx: _Context) -> None:
+    """Stop the local broker cleanly; its data stays."""
+    from surveil.runtime import local_kafka  # noqa: PLC0415
+
+    broker = local_kafka(ctx.settings())
+    try:
+        stopped = broker.stop()
+    except SurveilError as exc:
+        _fail(exc)
+    console.print("stopped Kafka" if stopped else "Kafka is not running")
+
+
+@kafka.command("status")
+@pass_ctx
+def kafka_status(ctx: _Context) -> None:
+    """Say whether the local broker runs; exit 1 when it does not."""
+    from surveil.runtime import local_kafka  # noqa: PLC0415
+
+    status = local_kafka(ctx.settings()).status()
+    if status.running:
+        console.print(f"running: pid {status.pid}, {status.bootstrap}, data in {status.home}")
+    else:
+        console.print(f"not running (data in {status.home})")
+        sys.exit(1)
+
+
+# --- worker, ingest, migrate -----------------------------------------------------------
+
+
+@cli.command()
+@_option("--model", "SURVEIL_MODEL", "'lexicon' or the path of a trained model artifact.")
+@_option("--web-port", "SURVEIL_WEB_PORT", "Port of the worker's web page on 127.0.0.1.",
+         type=int)
+@_option("--slack-webhook", "SURVEIL_ALERT_SLACK_WEBHOOK", "Slack incoming-webhook URL.")
+@pass_ctx
+def worker(ctx: _Context, model: str | None, web_port: int | None,
+           slack_webhook: str | None) -> None:
+    """Run the stream worker (classify, store, signals, alerts) until Ctrl-C or SIGTERM."""
+    from surveil.worker import run  # noqa: PLC0415
+
+    try:
+        run(ctx.settings(model=model, web_port=web_port, alert_slack_webhook=slack_webhook))
+    except SurveilError as exc:
+        _fail(exc)
+
+
+@cli.group()
+def ingest() -> None:
+    """Fetch documents and put them on docs.raw."""
+
+
+@ingest.command("feed")
+@click.argument("location")
+@click.option("--source", "name", default=None, help="Source name (default: the location).")
+@click.option("--ticker", "tickers", multiple=True, help="Ticker every entry is about.")
+@pass_ctx
+def ingest_feed(ctx: _Context, location: str, name: str | None, tickers: Sequence[str]) -> None:
+    """Ingest one RSS/Atom feed from a URL or a file, once."""
+    from ingest.base import collect  # noqa: PLC0415
+    from ingest.producer import DocumentProducer  # noqa: PLC0415
+    from ingest.rss import RssSource  # noqa: PLC0415
+
+    settings = ctx.settings()
+    try:
+        source = RssSource(name or location, location, tickers=tickers,
+                           body_max_chars=settings.body_max_chars)
+        batch = collect(source)
+        producer = DocumentProducer(settings.bootstrap_servers)
+        try:
+            sent = producer.publish(batch.documents, batch.rejected)
+        finally:
+            producer.close()
+    except SurveilError as exc:
+        _fail(exc)
+    console.print(f"{sent.documents} documents to docs.raw, {sent.rejected} rejects to docs.dlq")
+
+
+@cli.command()
+@pass_ctx
+def migrate(ctx: _Context) -> None:
+    """Apply pending ClickHouse migrations (safe to repeat)."""
+    from surveil.runtime import open_warehouse  # noqa: PLC0415
+
+    try:
+        warehouse = open_warehouse(ctx.settings(), migrate=False)
+        applied = warehouse.migrate()
+        warehouse.close()
+    except SurveilError as exc:
+        _fail(exc)
+    console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+# --- demo and query --------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--live", is_flag=True, help="Ingest the public feeds of sources.yaml instead "
+              "of the bundled synthetic sample.")
+@click.option("--sources", "sources_file", type=click.Path(path_type=Path, exists=True),
+              default="sources.yaml", show_default=True, help="Sources file for --live.")
+@_option("--slack-webhook", "SURVEIL_ALERT_SLACK_WEBHOOK",
+         "Post alerts here instead of to a local receiver the demo starts.")
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for the worker.")
+@pass_ctx
+def demo(ctx: _Context, live: bool, sources_file: Path, slack_webhook: str | None,
+         timeout: float) -> None:
+    """Run the whole pipeline once: broker, worker, a feed, scores and alerts."""
+    from ingest.config import load_sources  # noqa: PLC0415
+    from surveil.demo import run_demo  # noqa: PLC0415
+
+    settings = ctx.settings(alert_slack_webhook=slack_webhook)
+    started = time.monotonic()
+    try:
+        sources = load_sources(sources_file, body_max_chars=settings.body_max_chars) \
+            if live else None
+        result = run_demo(settings, sources, timeout=timeout, echo=console.print)
+    except SurveilError as exc:
+        _fail(exc)
+    _print_table("Scores per ticker", *result.scores)
+    _print_table("Alerts", *result.alerts)
+    for post in result.webhook_posts:
+        console.print(f"[bold]webhook received:[/bold] {post.get('text', '')}", highlight=False)
+    console.print(f"{result.documents} documents, {result.scored} (document, ticker) scores, "
+                  f"{result.rejected} rejected; {len(result.alerts[1])} alert(s); "
+                  f"{time.monotonic() - started:.1f} s")
+
+
+@cli.command()
+@click.argument("sql")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+@pass_ctx
+def query(ctx: _Context, sql: str, fmt: str) -> None:
+    """Run a read-only SQL query against ClickHouse and print the result."""
+    from surveil.runtime import open_warehouse  # noqa: PLC0415
+
+    try:
+        warehouse = open_warehouse(ctx.settings())
+        try:
+            columns, rows = warehouse.query(sql, settings={"readonly": 2})
+        finally:
+            warehouse.close()
+    except SurveilError as exc:
+        _fail(exc)
+    if fmt == "json":
+        for row in rows:
+            click.echo(json.dumps(dict(zip(columns, row, strict=True)), default=_json_default))
+    elif fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(columns)
+        writer.writerows(rows)
+        click.echo(buffer.getvalue(), nl=False)
+    else:
+        _print_table(None, columns, rows)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def _print_table(title: str | None, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point of the `surveil` script."""
+    cli(prog_name="surveil")

@@ -1,0 +1,131 @@
+"""`surveil demo`: the whole pipeline on one machine, from a feed to an alert."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from infra.broker import ensure_topics
+from infra.settings import Settings
+from ingest.base import collect
+from ingest.producer import DocumentProducer
+from ingest.rss import RssSource
+from streams.topics import ALL_TOPICS
+from surveil.runtime import WorkerProcess, is_local, local_kafka, open_warehouse
+from surveil.webhook import WebhookReceiver
+
+SAMPLE_FEED = Path(__file__).parent / "samples" / "demo_feed.xml"
+
+
+@dataclass
+class DemoResult:
+    """What a demo run did and found."""
+
+    documents: int
+    rejected: int
+    scored: int
+    stats: dict[str, int]
+    scores: tuple[list[str], list[tuple[Any, ...]]]
+    alerts: tuple[list[str], list[tuple[Any, ...]]]
+    webhook_posts: list[dict[str, Any]] = field(default_factory=list)
+    started_broker: bool = False
+
+
+def processed(expected_docs: int, expected_scored: int) -> Any:
+    """A predicate on worker counters: every document and score went through every stage."""
+
+    def done(stats: dict[str, int]) -> bool:
+        signalled = sum(stats.get(k, 0) for k in
+                        ("signals.emitted", "signals.unchanged", "signals.near_duplicates"))
+        alerts = stats.get("alerts.firing", 0) + stats.get("alerts.resolved", 0)
+        return (stats.get("store.documents.seen", 0) >= expected_docs
+                and stats.get("store.scores.seen", 0) >= expected_scored
+                and signalled >= expected_scored
+                and stats.get("store.alerts.seen", 0) >= alerts)
+
+    return done
+
+
+@contextlib.contextmanager
+def _webhook(settings: Settings) -> Iterator[WebhookReceiver | None]:
+    if settings.alert_slack_webhook is not None:
+        yield None
+        return
+    with WebhookReceiver() as receiver:
+        yield receiver
+
+
+def run_demo(settings: Settings, sources: list[RssSource] | None = None,
+             timeout: float = 300.0, echo: Any = print) -> DemoResult:
+    """Run broker (if needed), worker and one ingest; return what landed in ClickHouse."""
+    broker = local_kafka(settings)
+    started = False
+    if is_local(settings) and not broker.status().running:
+        echo(f"starting the local Kafka broker on {broker.bootstrap} ...")
+        started = broker.start()
+    try:
+        ensure_topics(settings.bootstrap_servers, ALL_TOPICS, settings.kafka_partitions)
+        open_warehouse(settings).close()  # migrate now; the worker owns chDB from here on
+        sources = sources or [RssSource("demo-wire", str(SAMPLE_FEED),
+                                        body_max_chars=settings.body_max_chars)]
+        with _webhook(settings) as receiver:
+            env = {"SURVEIL_ALERT_SLACK_WEBHOOK": receiver.url} if receiver else {}
+            worker = WorkerProcess(settings, env, settings.state_dir / "logs" / "worker.log")
+            worker.start()
+            try:
+                docs = rejected = scored = 0
+                producer = DocumentProducer(settings.bootstrap_servers)
+                try:
+                    for source in sources:
+                        batch = collect(source)
+                        producer.publish(batch.documents, batch.rejected)
+                        docs += len(batch.documents)
+                        rejected += len(batch.rejected)
+                        scored += sum(len(d.tickers) for d in batch.documents)
+                finally:
+                    producer.close()
+                echo(f"ingested {docs} documents ({rejected} rejected to docs.dlq); "
+                     "waiting for the worker ...")
+                worker.wait_until(processed(docs, scored), timeout)
+                stats = _settle(worker)
+            finally:
+                worker.stop()
+            posts = list(receiver.received) if receiver else []
+        warehouse = open_warehouse(settings, migrate=False)
+        try:
+            db = settings.clickhouse_database
+            scores = warehouse.query(
+                "SELECT ticker, count() AS documents, round(avg(score), 3) AS mean_score, "
+                "countIf(label = 'negative') AS negative, max(published_at) AS last_published "
+                f"FROM {db}.scores FINAL GROUP BY ticker ORDER BY mean_score")  # noqa: S608
+            alerts = warehouse.query(
+                "SELECT ticker, rule, argMax(state, updated_at) AS state, severity, "
+                "round(any(value), 3) AS value, any(threshold) AS threshold, any(documents) AS docs,"
+                f" min(fired_at) AS fired_at FROM {db}.alerts GROUP BY alert_id, ticker, rule, "
+                "severity ORDER BY fired_at")  # noqa: S608
+        finally:
+            warehouse.close()
+        return DemoResult(docs, rejected, scored, stats, scores, alerts, posts, started)
+    finally:
+        if started:
+            echo("stopping the local Kafka broker (data stays in the state folder)")
+            broker.stop()
+
+
+def _settle(worker: WorkerProcess, quiet_s: float = 2.0, limit_s: float = 30.0) -> dict[str, int]:
+    """Wait until the worker's counters stop moving (alerts trail the scores)."""
+    last = worker.stats()
+    still_since = time.monotonic()
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = worker.stats()
+        if now != last:
+            last, still_since = now, time.monotonic()
+        elif time.monotonic() - still_since >= quiet_s:
+            break
+    return last

@@ -1,0 +1,134 @@
+"""Build the parts from the settings: broker, warehouse, pipeline, worker process."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from infra.broker import BrokerConfig, LocalKafka
+from infra.db import Warehouse, connect
+from infra.errors import SurveilError
+from infra.settings import Settings
+from streams.app import WorkerConfig
+
+log = logging.getLogger(__name__)
+
+
+def is_local(settings: Settings) -> bool:
+    """Whether the configured broker is the one `surveil kafka` manages on this machine."""
+    hosts = [s.rsplit(":", 1)[0] for s in settings.bootstrap_servers.split(",")]
+    return hosts == ["127.0.0.1"] or hosts == ["localhost"]
+
+
+def local_kafka(settings: Settings) -> LocalKafka:
+    """The local broker the settings describe."""
+    return LocalKafka(BrokerConfig(
+        home=settings.kafka_home, port=settings.broker_port,
+        controller_port=settings.kafka_controller_port, heap=settings.kafka_heap))
+
+
+def open_warehouse(settings: Settings, *, migrate: bool = True) -> Warehouse:
+    """Connect to ClickHouse and (by default) apply pending migrations."""
+    warehouse = Warehouse(connect(settings.dsn), settings.clickhouse_database)
+    if migrate:
+        warehouse.migrate()
+    return warehouse
+
+
+def worker_config(settings: Settings) -> WorkerConfig:
+    """The Faust app's configuration from the settings."""
+    return WorkerConfig(
+        app_id=settings.app_id, broker=settings.kafka_broker, partitions=settings.kafka_partitions,
+        data_dir=(settings.state_dir / "faust").resolve(), web_port=settings.web_port,
+        classify_batch=settings.classify_batch, classify_within=settings.classify_within,
+        store_batch=settings.store_batch, signal_window_s=settings.signal_window_s,
+    )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as ``SURVEIL_*`` variables, so a child process sees the same ones."""
+    env = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, Path):
+            value = value.resolve()
+        env[f"SURVEIL_{name.upper()}"] = str(value)
+    return env
+
+
+class WorkerProcess:
+    """A `surveil worker` child process, stopped gracefully with SIGTERM.
+
+    Args:
+        env: extra environment (``SURVEIL_*`` settings) for the child.
+        log_file: where the child's output goes.
+    """
+
+    def __init__(self, settings: Settings, env: Mapping[str, str], log_file: Path) -> None:
+        self.settings = settings
+        self.log_file = log_file
+        self._env = {**os.environ, **settings_env(settings), **env}
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def stats_url(self) -> str:
+        """The worker's counters page."""
+        return f"http://127.0.0.1:{self.settings.web_port}/surveil/stats/"
+
+    def start(self) -> None:
+        """Spawn the worker."""
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as out:
+            self._proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                [sys.executable, "-m", "surveil", "worker"], env=self._env,
+                stdout=out, stderr=subprocess.STDOUT)
+
+    def stats(self) -> dict[str, int]:
+        """Read the worker's counters; empty while its web server is not up."""
+        try:
+            with urllib.request.urlopen(self.stats_url, timeout=2) as response:  # noqa: S310
+                data: dict[str, int] = json.loads(response.read())
+                return data
+        except (urllib.error.URLError, OSError, ValueError):
+            return {}
+
+    def wait_until(self, done: Callable[[dict[str, int]], bool], timeout: float) -> dict[str, int]:
+        """Poll the counters until ``done`` holds; fail if the worker dies or time runs out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc is not None and self._proc.poll() is not None:
+                msg = f"the worker exited with {self._proc.returncode}; see {self.log_file}"
+                raise SurveilError(msg)
+            stats = self.stats()
+            if stats and done(stats):
+                return stats
+            time.sleep(0.5)
+        msg = f"the worker did not finish within {timeout:.0f} s; see {self.log_file}"
+        raise SurveilError(msg)
+
+    def stop(self, timeout: float = 60.0) -> int | None:
+        """Stop the worker gracefully (SIGTERM), killing it only if it hangs."""
+        if self._proc is None or self._proc.poll() is not None:
+            return None if self._proc is None else self._proc.returncode
+        self._proc.send_signal(signal.SIGTERM)
+        try:
+            return self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("worker did not stop in %.0f s; killing it", timeout)
+            self._proc.kill()
+            return self._proc.wait()

@@ -1,0 +1,83 @@
+"""The local Kafka broker starts, serves, stops and keeps its data across a restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+
+from infra.broker import BrokerConfig, LocalKafka, ensure_topics, free_port
+
+
+def _two_ports() -> tuple[int, int]:
+    port = free_port()
+    controller_port = free_port()
+    while controller_port == port:
+        controller_port = free_port()
+    return port, controller_port
+
+
+def _topics(bootstrap: str) -> set[str]:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="test-broker")
+    try:
+        return set(admin.list_topics())
+    finally:
+        admin.close()
+
+
+def _read_all(bootstrap: str, topic: str) -> list[bytes]:
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
+    try:
+        return [record.value for record in consumer]
+    finally:
+        consumer.close()
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(180)
+def test_start_stop_restart_keeps_topics_and_messages(tmp_path: Path) -> None:
+    port, controller_port = _two_ports()
+    broker = LocalKafka(
+        BrokerConfig(home=tmp_path / "kafka", port=port, controller_port=controller_port)
+    )
+    bootstrap = broker.bootstrap
+    assert bootstrap == f"127.0.0.1:{port}"
+    try:
+        assert broker.start() is True
+        state = broker.status()
+        assert state.running
+        assert state.pid is not None
+        assert state.bootstrap == bootstrap
+        assert broker.start() is False
+
+        assert sorted(ensure_topics(bootstrap, ["t.a", "t.b"], 2)) == ["t.a", "t.b"]
+        assert ensure_topics(bootstrap, ["t.a", "t.b"], 2) == []
+
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        try:
+            for i in range(3):
+                producer.send("t.a", key=b"k", value=f"m{i}".encode())
+            producer.flush(timeout=30)
+        finally:
+            producer.close()
+
+        assert broker.stop() is True
+        assert not broker.status().running
+        assert broker.status().pid is None
+        assert broker.stop() is False
+
+        assert broker.start() is True
+        assert {"t.a", "t.b"} <= _topics(bootstrap)
+        assert ensure_topics(bootstrap, ["t.a", "t.b"], 2) == []
+        # One key, so one partition, so the order is kept.
+        assert _read_all(bootstrap, "t.a") == [b"m0", b"m1", b"m2"]
+    finally:
+        broker.stop()
+    assert not broker.status().running
