@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     )
     clickhouse_database: str = Field("surveil", description="ClickHouse database name.")
     app_id: str = Field("surveil", description="Faust app id (consumer group and table prefix).")
+    topic_prefix: str = Field("", description="Prefix of every topic name (a namespace).")
     web_port: int = Field(6066, description="Port of the worker's web server on 127.0.0.1.")
     model: str = Field("lexicon", description="'lexicon' or the path of a trained artifact.")
     classify_batch: int = Field(64, ge=1, description="Most documents scored in one batch.")

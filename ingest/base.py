@@ -28,11 +28,16 @@ class Source(Protocol):
 
 
 def collect(source: Source) -> Batch:
-    """Run one fetch of a source and split what it yields."""
+    """Run one fetch of a source and split what it yields, documents oldest first.
+
+    Feeds list the newest entry first; publishing in event-time order lets the per-ticker
+    windows downstream see a story unfold as it did.
+    """
     batch = Batch()
     for item in source.fetch():
         if isinstance(item, Document):
             batch.documents.append(item)
         else:
             batch.rejected.append(item)
+    batch.documents.sort(key=lambda doc: doc.published_at)
     return batch

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+from kafka.serializer import DefaultSerializer, JsonSerializer
 
 from infra.errors import BrokerError
 from streams.records import Document, Rejected
@@ -26,18 +25,18 @@ class Sent:
     rejected: int = 0
 
 
-def _json(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
 class DocumentProducer:
     """A durable producer: acks from all in-sync replicas, retries, key = doc_id.
 
     Args:
         bootstrap: ``host:port[,host:port]`` of the brokers.
+        topic_prefix: the namespace of the topics (empty for the live pipeline).
     """
 
-    def __init__(self, bootstrap: str, *, client_id: str = "surveil-ingest") -> None:
+    def __init__(self, bootstrap: str, *, topic_prefix: str = "",
+                 client_id: str = "surveil-ingest") -> None:
+        self._raw = f"{topic_prefix}{DOCS_RAW}"
+        self._dlq = f"{topic_prefix}{DOCS_DLQ}"
         try:
             self._producer = KafkaProducer(
                 bootstrap_servers=bootstrap.split(","),
@@ -47,8 +46,8 @@ class DocumentProducer:
                 retry_backoff_ms=200,
                 linger_ms=5,
                 max_in_flight_requests_per_connection=1,
-                key_serializer=lambda k: k.encode("utf-8"),
-                value_serializer=_json,
+                key_serializer=DefaultSerializer(),
+                value_serializer=JsonSerializer(),
             )
         except KafkaError as exc:
             msg = f"cannot reach Kafka at {bootstrap}: {exc}"
@@ -68,11 +67,11 @@ class DocumentProducer:
         sent = Sent()
         futures = []
         for doc in documents:
-            futures.append(self._producer.send(DOCS_RAW, key=doc.doc_id, value=doc.to_json()))
+            futures.append(self._producer.send(self._raw, key=doc.doc_id, value=doc.to_json()))
             sent.documents += 1
         for rej in rejected:
             key = f"{rej.stage}:{rej.source}"
-            futures.append(self._producer.send(DOCS_DLQ, key=key, value=rej.to_json()))
+            futures.append(self._producer.send(self._dlq, key=key, value=rej.to_json()))
             sent.rejected += 1
         try:
             self._producer.flush(timeout=timeout)

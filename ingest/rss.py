@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import defusedxml.ElementTree as SafeET
 import feedparser
+from defusedxml import DefusedXmlException
 import httpx
 
 from infra.errors import DecodeError, SourceError
@@ -21,6 +23,7 @@ log = logging.getLogger(__name__)
 MAX_FEED_BYTES = 10 * 1024 * 1024
 # Namespaced elements that name the entry's security, as feedparser flattens them.
 _SYMBOL_KEYS = ("sa_symbol", "ndaq_issuesymbol")
+_SYMBOL_NAMES = frozenset({"symbol", "issuesymbol"})
 
 
 def read_location(
@@ -108,14 +111,18 @@ class RssSource:
             return
         if parsed.bozo:
             log.warning("%s: feed parsed with errors: %s", self.name, parsed.get("bozo_exception"))
+        declared = declared_symbols(raw)
+        if declared is not None and len(declared) != len(parsed.entries):
+            declared = None
         for index, entry in enumerate(parsed.entries):
             try:
-                yield self._document(entry, fetched_at)
+                symbols = declared[index] if declared is not None else _flat_symbols(entry)
+                yield self._document(entry, fetched_at, symbols)
             except DecodeError as err:
                 detail = f"entry {index}: {err.detail}"
                 yield self._reject(err.reason, detail, _entry_payload(entry))
 
-    def _document(self, entry: Any, fetched_at: datetime) -> Document:
+    def _document(self, entry: Any, fetched_at: datetime, declared: list[str]) -> Document:
         title = clean_text(entry.get("title", ""), 1_000)
         summary = entry.get("summary") or ""
         if not summary and entry.get("content"):
@@ -137,7 +144,6 @@ class RssSource:
             # Feeds such as Nasdaq trade halts carry neither guid nor link: the content is the id.
             doc_id = stable_id("content", self.name, title, body, published.isoformat())
             meta["id_derived"] = True
-        declared = [str(entry[k]).strip().upper() for k in _SYMBOL_KEYS if entry.get(k)]
         tickers = unique([*declared, *self.tickers, *find_tickers(f"{title}\n{body}")])
         tickers = [t for t in tickers if is_symbol(t)]
         if entry.get("author") or entry.get("sa_author_name"):
@@ -163,9 +169,42 @@ class RssSource:
         )
 
 
+def declared_symbols(raw: bytes) -> list[list[str]] | None:
+    """Return, per item or entry, the symbols its namespaced elements declare.
+
+    feedparser keeps only the last of repeated extension elements (a Seeking Alpha item
+    lists up to a dozen ``sa:stock``), so these are read from the XML itself; None when the
+    XML does not parse strictly (feedparser's lenient result is used then).
+    """
+    try:
+        root = SafeET.fromstring(raw)
+    except (SafeET.ParseError, DefusedXmlException, ValueError):
+        return None
+    found = []
+    for element in root.iter():
+        if _local(element.tag) not in ("item", "entry"):
+            continue
+        symbols = [
+            (child.text or "").strip().upper()
+            for child in element.iter()
+            if child.tag.startswith("{") and _local(child.tag) in _SYMBOL_NAMES and child.text
+        ]
+        found.append(unique(symbols))
+    return found
+
+
+def _local(tag: Any) -> str:
+    return str(tag).rsplit("}", 1)[-1].lower()
+
+
+def _flat_symbols(entry: Any) -> list[str]:
+    return [str(entry[k]).strip().upper() for k in _SYMBOL_KEYS if entry.get(k)]
+
+
 def _entry_time(entry: Any) -> datetime | None:
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        value = entry.get(key)
+        # dict.get: feedparser's own get() maps updated to published with a warning.
+        value = dict.get(entry, key)
         if value:
             return datetime.fromtimestamp(calendar.timegm(value), UTC)
     return None
@@ -173,4 +212,4 @@ def _entry_time(entry: Any) -> datetime | None:
 
 def _entry_payload(entry: Any) -> str:
     keys = ("id", "link", "title", "published", "updated", "summary")
-    return repr({k: entry.get(k) for k in keys if entry.get(k) is not None})
+    return repr({k: dict.get(entry, k) for k in keys if dict.get(entry, k) is not None})

@@ -19,6 +19,7 @@ class WorkerConfig:
     """What the Faust app needs to know; built by the CLI from the settings."""
 
     app_id: str = "surveil"
+    topic_prefix: str = ""
     broker: str = "kafka://127.0.0.1:9092"
     partitions: int = 3
     data_dir: Path = Path("var/faust")
@@ -90,7 +91,8 @@ def create_pipeline(config: WorkerConfig) -> Pipeline:
     )
 
     def topic(name: str) -> Any:
-        return app.topic(name, partitions=config.partitions, internal=False)
+        return app.topic(f"{config.topic_prefix}{name}", partitions=config.partitions,
+                         internal=False)
 
     topics = Topics(
         raw=topic(DOCS_RAW),

@@ -83,7 +83,7 @@ def kafka() -> None:
 def kafka_start(ctx: _Context) -> None:
     """Start the local broker (formatting its storage once) and create the topics."""
     from infra.broker import ensure_topics  # noqa: PLC0415 - keep --help fast
-    from streams.topics import ALL_TOPICS  # noqa: PLC0415
+    from streams.topics import ALL_TOPICS, with_prefix  # noqa: PLC0415
     from surveil.runtime import local_kafka  # noqa: PLC0415
 
     settings = ctx.settings()
@@ -94,7 +94,8 @@ def kafka_start(ctx: _Context) -> None:
         else:
             console.print(f"Kafka is already running on {broker.bootstrap} "
                           f"(pid {broker.status().pid})")
-        created = ensure_topics(broker.bootstrap, ALL_TOPICS, settings.kafka_partitions)
+        topics = with_prefix(settings.topic_prefix, ALL_TOPICS)
+        created = ensure_topics(broker.bootstrap, topics, settings.kafka_partitions)
         if created:
             console.print(f"created topics: {', '.join(created)}")
     except SurveilError as exc:
@@ -170,7 +171,8 @@ def ingest_feed(ctx: _Context, location: str, name: str | None, tickers: Sequenc
         source = RssSource(name or location, location, tickers=tickers,
                            body_max_chars=settings.body_max_chars)
         batch = collect(source)
-        producer = DocumentProducer(settings.bootstrap_servers)
+        producer = DocumentProducer(settings.bootstrap_servers,
+                                    topic_prefix=settings.topic_prefix)
         try:
             sent = producer.publish(batch.documents, batch.rejected)
         finally:

@@ -14,7 +14,7 @@ from infra.settings import Settings
 from ingest.base import collect
 from ingest.producer import DocumentProducer
 from ingest.rss import RssSource
-from streams.topics import ALL_TOPICS
+from streams.topics import ALL_TOPICS, with_prefix
 from surveil.runtime import WorkerProcess, is_local, local_kafka, open_warehouse
 from surveil.webhook import WebhookReceiver
 
@@ -68,7 +68,8 @@ def run_demo(settings: Settings, sources: list[RssSource] | None = None,
         echo(f"starting the local Kafka broker on {broker.bootstrap} ...")
         started = broker.start()
     try:
-        ensure_topics(settings.bootstrap_servers, ALL_TOPICS, settings.kafka_partitions)
+        topics = with_prefix(settings.topic_prefix, ALL_TOPICS)
+        ensure_topics(settings.bootstrap_servers, topics, settings.kafka_partitions)
         open_warehouse(settings).close()  # migrate now; the worker owns chDB from here on
         sources = sources or [RssSource("demo-wire", str(SAMPLE_FEED),
                                         body_max_chars=settings.body_max_chars)]
@@ -78,7 +79,8 @@ def run_demo(settings: Settings, sources: list[RssSource] | None = None,
             worker.start()
             try:
                 docs = rejected = scored = 0
-                producer = DocumentProducer(settings.bootstrap_servers)
+                producer = DocumentProducer(settings.bootstrap_servers,
+                                            topic_prefix=settings.topic_prefix)
                 try:
                     for source in sources:
                         batch = collect(source)

@@ -49,7 +49,7 @@ def open_warehouse(settings: Settings, *, migrate: bool = True) -> Warehouse:
 def worker_config(settings: Settings) -> WorkerConfig:
     """The Faust app's configuration from the settings."""
     return WorkerConfig(
-        app_id=settings.app_id, broker=settings.kafka_broker, partitions=settings.kafka_partitions,
+        app_id=settings.app_id, topic_prefix=settings.topic_prefix, broker=settings.kafka_broker, partitions=settings.kafka_partitions,
         data_dir=(settings.state_dir / "faust").resolve(), web_port=settings.web_port,
         classify_batch=settings.classify_batch, classify_within=settings.classify_within,
         store_batch=settings.store_batch, signal_window_s=settings.signal_window_s,

@@ -15,7 +15,7 @@ from infra.settings import Settings
 from models.registry import load_classifier
 from streams import classify, signals, store
 from streams.app import Pipeline, create_pipeline
-from streams.topics import ALL_TOPICS
+from streams.topics import ALL_TOPICS, with_prefix
 from surveil.runtime import open_warehouse, worker_config
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,8 @@ def build(settings: Settings) -> Pipeline:
 
 def run(settings: Settings) -> None:
     """Create the topics if missing, then run the worker until SIGTERM or Ctrl-C."""
-    ensure_topics(settings.bootstrap_servers, ALL_TOPICS, settings.kafka_partitions)
+    topics = with_prefix(settings.topic_prefix, ALL_TOPICS)
+    ensure_topics(settings.bootstrap_servers, topics, settings.kafka_partitions)
     pipeline = build(settings)
     worker = faust.Worker(pipeline.app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()

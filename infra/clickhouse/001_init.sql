@@ -69,7 +69,8 @@ SELECT
 FROM {db}.scores
 GROUP BY ticker, minute;
 
--- Alerts, one row per alert_id; a resolved alert replaces its firing row.
+-- Alerts: one row per alert and state, so the audit trail keeps when it fired and when
+-- it resolved; a redelivered state replaces itself.
 CREATE TABLE IF NOT EXISTS {db}.alerts
 (
     alert_id     String,
@@ -90,4 +91,4 @@ CREATE TABLE IF NOT EXISTS {db}.alerts
     updated_at   DateTime64(3, 'UTC') DEFAULT now64(3)
 )
 ENGINE = ReplacingMergeTree(updated_at)
-ORDER BY alert_id;
+ORDER BY (alert_id, state);

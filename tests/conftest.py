@@ -1,0 +1,65 @@
+"""Session fixtures: one real Kafka broker per test session, settings per test."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.broker import BrokerConfig, LocalKafka, free_port
+from infra.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+_namespaces = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The third-party fixtures and datasets folder (SURVEIL_SHARED_DIR, default ../shared)."""
+    path = Path(os.environ.get("SURVEIL_SHARED_DIR", ROOT.parent / "shared")).resolve()
+    if not (path / "fixtures").is_dir():
+        pytest.fail(f"shared fixtures not found at {path}: set SURVEIL_SHARED_DIR")
+    return path
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    """A real single-node Kafka broker on free ports, started once for the session."""
+    port = free_port()
+    controller_port = free_port()
+    while controller_port == port:
+        controller_port = free_port()
+    broker = LocalKafka(BrokerConfig(home=tmp_path_factory.mktemp("kafka"), port=port,
+                                     controller_port=controller_port, heap="512m"))
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def make_settings(kafka: LocalKafka, tmp_path: Path,
+                  shared_dir: Path) -> Callable[..., Settings]:
+    """Build Settings for one test: own state dir, topic namespace, app id and web port."""
+    namespace = f"t{os.getpid()}x{next(_namespaces)}"
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "state_dir": tmp_path / "state",
+            "shared_dir": shared_dir,
+            "kafka_broker": f"kafka://{kafka.bootstrap}",
+            "kafka_partitions": 3,
+            "topic_prefix": f"{namespace}.",
+            "app_id": f"surveil-{namespace}",
+            "web_port": free_port(),
+            "classify_within": 0.2,
+            **overrides,
+        }
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return make
