@@ -109,8 +109,7 @@ class Warehouse:
         )
         applied = {
             int(row[0]): str(row[1])
-            # db is checked to be a plain identifier in __init__.
-            for row in self.rows(f"SELECT version, checksum FROM {db}.schema_migrations")  # noqa: S608
+            for row in self.rows("SELECT version, checksum FROM {db}.schema_migrations")
         }
         done = []
         for migration in load_migrations(folder):
@@ -130,7 +129,8 @@ class Warehouse:
         return done
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
-        """Run a statement that returns no rows."""
+        """Run a statement that returns no rows. ``{db}`` names this database."""
+        sql = sql.replace("{db}", self.database)
         try:
             self.client.command(sql, parameters=parameters)
         except ClickHouseError as exc:
@@ -143,7 +143,8 @@ class Warehouse:
         parameters: dict[str, Any] | None = None,
         settings: dict[str, Any] | None = None,
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Run a query; return its column names and rows."""
+        """Run a query; return its column names and rows. ``{db}`` names this database."""
+        sql = sql.replace("{db}", self.database)
         try:
             result = self.client.query(sql, parameters=parameters, settings=settings)
         except ClickHouseError as exc:

@@ -46,6 +46,7 @@ def load_sources(path: Path, *, body_max_chars: int = 20_000) -> list[RssSource]
         if not isinstance(tickers, list) or not all(isinstance(t, str) for t in tickers):
             msg = f"{where}: field 'tickers' must be a list of symbols"
             raise ConfigError(msg)
-        sources.append(RssSource(entry["name"], entry["url"], tickers=tickers,
-                                 body_max_chars=body_max_chars))
+        sources.append(
+            RssSource(entry["name"], entry["url"], tickers=tickers, body_max_chars=body_max_chars)
+        )
     return sources

@@ -33,8 +33,9 @@ class DocumentProducer:
         topic_prefix: the namespace of the topics (empty for the live pipeline).
     """
 
-    def __init__(self, bootstrap: str, *, topic_prefix: str = "",
-                 client_id: str = "surveil-ingest") -> None:
+    def __init__(
+        self, bootstrap: str, *, topic_prefix: str = "", client_id: str = "surveil-ingest"
+    ) -> None:
         self._raw = f"{topic_prefix}{DOCS_RAW}"
         self._dlq = f"{topic_prefix}{DOCS_DLQ}"
         try:

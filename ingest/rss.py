@@ -11,8 +11,8 @@ from typing import Any
 
 import defusedxml.ElementTree as SafeET
 import feedparser
-from defusedxml import DefusedXmlException
 import httpx
+from defusedxml import DefusedXmlException
 
 from infra.errors import DecodeError, SourceError
 from ingest.text import clean_text, find_tickers, is_symbol, unique

@@ -91,8 +91,9 @@ def create_pipeline(config: WorkerConfig) -> Pipeline:
     )
 
     def topic(name: str) -> Any:
-        return app.topic(f"{config.topic_prefix}{name}", partitions=config.partitions,
-                         internal=False)
+        return app.topic(
+            f"{config.topic_prefix}{name}", partitions=config.partitions, internal=False
+        )
 
     topics = Topics(
         raw=topic(DOCS_RAW),

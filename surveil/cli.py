@@ -50,19 +50,41 @@ def _fail(exc: SurveilError) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@_option("--state-dir", "SURVEIL_STATE_DIR", "Folder for Kafka data, chDB and run state.",
-         type=click.Path(path_type=Path))
+@_option(
+    "--state-dir",
+    "SURVEIL_STATE_DIR",
+    "Folder for Kafka data, chDB and run state.",
+    type=click.Path(path_type=Path),
+)
 @_option("--broker", "SURVEIL_KAFKA_BROKER", "Kafka URL, e.g. kafka://127.0.0.1:9092.")
-@_option("--clickhouse-dsn", "SURVEIL_CLICKHOUSE_DSN",
-         "chdb:///abs/path or http(s)://host:8123 (default: chDB in the state dir).")
-@_option("--log-level", "SURVEIL_LOG_LEVEL", "debug, info, warning or error.",
-         type=click.Choice(["debug", "info", "warning", "error"]))
+@_option(
+    "--clickhouse-dsn",
+    "SURVEIL_CLICKHOUSE_DSN",
+    "chdb:///abs/path or http(s)://host:8123 (default: chDB in the state dir).",
+)
+@_option(
+    "--log-level",
+    "SURVEIL_LOG_LEVEL",
+    "debug, info, warning or error.",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
 @click.pass_context
-def cli(ctx: click.Context, state_dir: Path | None, broker: str | None,
-        clickhouse_dsn: str | None, log_level: str | None) -> None:
+def cli(
+    ctx: click.Context,
+    state_dir: Path | None,
+    broker: str | None,
+    clickhouse_dsn: str | None,
+    log_level: str | None,
+) -> None:
     """Streaming market surveillance: feeds to scores to alerts."""
-    ctx.obj = _Context({"state_dir": state_dir, "kafka_broker": broker,
-                        "clickhouse_dsn": clickhouse_dsn, "log_level": log_level})
+    ctx.obj = _Context(
+        {
+            "state_dir": state_dir,
+            "kafka_broker": broker,
+            "clickhouse_dsn": clickhouse_dsn,
+            "log_level": log_level,
+        }
+    )
     level = ctx.obj.settings().log_level.upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Client libraries narrate every connection at INFO; keep their warnings only.
@@ -92,8 +114,9 @@ def kafka_start(ctx: _Context) -> None:
         if broker.start():
             console.print(f"started Kafka on {broker.bootstrap} (data in {broker.home})")
         else:
-            console.print(f"Kafka is already running on {broker.bootstrap} "
-                          f"(pid {broker.status().pid})")
+            console.print(
+                f"Kafka is already running on {broker.bootstrap} (pid {broker.status().pid})"
+            )
         topics = with_prefix(settings.topic_prefix, ALL_TOPICS)
         created = ensure_topics(broker.bootstrap, topics, settings.kafka_partitions)
         if created:
@@ -135,12 +158,12 @@ def kafka_status(ctx: _Context) -> None:
 
 @cli.command()
 @_option("--model", "SURVEIL_MODEL", "'lexicon' or the path of a trained model artifact.")
-@_option("--web-port", "SURVEIL_WEB_PORT", "Port of the worker's web page on 127.0.0.1.",
-         type=int)
+@_option("--web-port", "SURVEIL_WEB_PORT", "Port of the worker's web page on 127.0.0.1.", type=int)
 @_option("--slack-webhook", "SURVEIL_ALERT_SLACK_WEBHOOK", "Slack incoming-webhook URL.")
 @pass_ctx
-def worker(ctx: _Context, model: str | None, web_port: int | None,
-           slack_webhook: str | None) -> None:
+def worker(
+    ctx: _Context, model: str | None, web_port: int | None, slack_webhook: str | None
+) -> None:
     """Run the stream worker (classify, store, signals, alerts) until Ctrl-C or SIGTERM."""
     from surveil.worker import run  # noqa: PLC0415
 
@@ -168,11 +191,11 @@ def ingest_feed(ctx: _Context, location: str, name: str | None, tickers: Sequenc
 
     settings = ctx.settings()
     try:
-        source = RssSource(name or location, location, tickers=tickers,
-                           body_max_chars=settings.body_max_chars)
+        source = RssSource(
+            name or location, location, tickers=tickers, body_max_chars=settings.body_max_chars
+        )
         batch = collect(source)
-        producer = DocumentProducer(settings.bootstrap_servers,
-                                    topic_prefix=settings.topic_prefix)
+        producer = DocumentProducer(settings.bootstrap_servers, topic_prefix=settings.topic_prefix)
         try:
             sent = producer.publish(batch.documents, batch.rejected)
         finally:
@@ -201,16 +224,29 @@ def migrate(ctx: _Context) -> None:
 
 
 @cli.command()
-@click.option("--live", is_flag=True, help="Ingest the public feeds of sources.yaml instead "
-              "of the bundled synthetic sample.")
-@click.option("--sources", "sources_file", type=click.Path(path_type=Path, exists=True),
-              default="sources.yaml", show_default=True, help="Sources file for --live.")
-@_option("--slack-webhook", "SURVEIL_ALERT_SLACK_WEBHOOK",
-         "Post alerts here instead of to a local receiver the demo starts.")
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Ingest the public feeds of sources.yaml instead of the bundled synthetic sample.",
+)
+@click.option(
+    "--sources",
+    "sources_file",
+    type=click.Path(path_type=Path, exists=True),
+    default="sources.yaml",
+    show_default=True,
+    help="Sources file for --live.",
+)
+@_option(
+    "--slack-webhook",
+    "SURVEIL_ALERT_SLACK_WEBHOOK",
+    "Post alerts here instead of to a local receiver the demo starts.",
+)
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for the worker.")
 @pass_ctx
-def demo(ctx: _Context, live: bool, sources_file: Path, slack_webhook: str | None,
-         timeout: float) -> None:
+def demo(
+    ctx: _Context, live: bool, sources_file: Path, slack_webhook: str | None, timeout: float
+) -> None:
     """Run the whole pipeline once: broker, worker, a feed, scores and alerts."""
     from ingest.config import load_sources  # noqa: PLC0415
     from surveil.demo import run_demo  # noqa: PLC0415
@@ -218,8 +254,9 @@ def demo(ctx: _Context, live: bool, sources_file: Path, slack_webhook: str | Non
     settings = ctx.settings(alert_slack_webhook=slack_webhook)
     started = time.monotonic()
     try:
-        sources = load_sources(sources_file, body_max_chars=settings.body_max_chars) \
-            if live else None
+        sources = (
+            load_sources(sources_file, body_max_chars=settings.body_max_chars) if live else None
+        )
         result = run_demo(settings, sources, timeout=timeout, echo=console.print)
     except SurveilError as exc:
         _fail(exc)
@@ -227,15 +264,22 @@ def demo(ctx: _Context, live: bool, sources_file: Path, slack_webhook: str | Non
     _print_table("Alerts", *result.alerts)
     for post in result.webhook_posts:
         console.print(f"[bold]webhook received:[/bold] {post.get('text', '')}", highlight=False)
-    console.print(f"{result.documents} documents, {result.scored} (document, ticker) scores, "
-                  f"{result.rejected} rejected; {len(result.alerts[1])} alert(s); "
-                  f"{time.monotonic() - started:.1f} s")
+    console.print(
+        f"{result.documents} documents, {result.scored} (document, ticker) scores, "
+        f"{result.rejected} rejected; {len(result.alerts[1])} alert(s); "
+        f"{time.monotonic() - started:.1f} s"
+    )
 
 
 @cli.command()
 @click.argument("sql")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
-              show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
 @pass_ctx
 def query(ctx: _Context, sql: str, fmt: str) -> None:
     """Run a read-only SQL query against ClickHouse and print the result."""

@@ -20,6 +20,22 @@ from surveil.webhook import WebhookReceiver
 
 SAMPLE_FEED = Path(__file__).parent / "samples" / "demo_feed.xml"
 
+SCORES_BY_TICKER = """
+SELECT ticker, count() AS documents, round(avg(score), 3) AS mean_score,
+       countIf(label = 'negative') AS negative, max(published_at) AS last_published
+FROM {db}.scores FINAL
+GROUP BY ticker
+ORDER BY mean_score
+"""
+ALERTS_BY_ID = """
+SELECT ticker, rule, argMax(state, updated_at) AS state, any(severity) AS severity,
+       round(argMax(value, updated_at), 3) AS value, any(threshold) AS threshold,
+       min(fired_at) AS fired_at
+FROM {db}.alerts
+GROUP BY alert_id, ticker, rule
+ORDER BY fired_at
+"""
+
 
 @dataclass
 class DemoResult:
@@ -39,13 +55,17 @@ def processed(expected_docs: int, expected_scored: int) -> Any:
     """A predicate on worker counters: every document and score went through every stage."""
 
     def done(stats: dict[str, int]) -> bool:
-        signalled = sum(stats.get(k, 0) for k in
-                        ("signals.emitted", "signals.unchanged", "signals.near_duplicates"))
+        signalled = sum(
+            stats.get(k, 0)
+            for k in ("signals.emitted", "signals.unchanged", "signals.near_duplicates")
+        )
         alerts = stats.get("alerts.firing", 0) + stats.get("alerts.resolved", 0)
-        return (stats.get("store.documents.seen", 0) >= expected_docs
-                and stats.get("store.scores.seen", 0) >= expected_scored
-                and signalled >= expected_scored
-                and stats.get("store.alerts.seen", 0) >= alerts)
+        return (
+            stats.get("store.documents.seen", 0) >= expected_docs
+            and stats.get("store.scores.seen", 0) >= expected_scored
+            and signalled >= expected_scored
+            and stats.get("store.alerts.seen", 0) >= alerts
+        )
 
     return done
 
@@ -59,8 +79,12 @@ def _webhook(settings: Settings) -> Iterator[WebhookReceiver | None]:
         yield receiver
 
 
-def run_demo(settings: Settings, sources: list[RssSource] | None = None,
-             timeout: float = 300.0, echo: Any = print) -> DemoResult:
+def run_demo(
+    settings: Settings,
+    sources: list[RssSource] | None = None,
+    timeout: float = 300.0,
+    echo: Any = print,
+) -> DemoResult:
     """Run broker (if needed), worker and one ingest; return what landed in ClickHouse."""
     broker = local_kafka(settings)
     started = False
@@ -71,16 +95,18 @@ def run_demo(settings: Settings, sources: list[RssSource] | None = None,
         topics = with_prefix(settings.topic_prefix, ALL_TOPICS)
         ensure_topics(settings.bootstrap_servers, topics, settings.kafka_partitions)
         open_warehouse(settings).close()  # migrate now; the worker owns chDB from here on
-        sources = sources or [RssSource("demo-wire", str(SAMPLE_FEED),
-                                        body_max_chars=settings.body_max_chars)]
+        sources = sources or [
+            RssSource("demo-wire", str(SAMPLE_FEED), body_max_chars=settings.body_max_chars)
+        ]
         with _webhook(settings) as receiver:
             env = {"SURVEIL_ALERT_SLACK_WEBHOOK": receiver.url} if receiver else {}
             worker = WorkerProcess(settings, env, settings.state_dir / "logs" / "worker.log")
             worker.start()
             try:
                 docs = rejected = scored = 0
-                producer = DocumentProducer(settings.bootstrap_servers,
-                                            topic_prefix=settings.topic_prefix)
+                producer = DocumentProducer(
+                    settings.bootstrap_servers, topic_prefix=settings.topic_prefix
+                )
                 try:
                     for source in sources:
                         batch = collect(source)
@@ -90,8 +116,10 @@ def run_demo(settings: Settings, sources: list[RssSource] | None = None,
                         scored += sum(len(d.tickers) for d in batch.documents)
                 finally:
                     producer.close()
-                echo(f"ingested {docs} documents ({rejected} rejected to docs.dlq); "
-                     "waiting for the worker ...")
+                echo(
+                    f"ingested {docs} documents ({rejected} rejected to docs.dlq); "
+                    "waiting for the worker ..."
+                )
                 worker.wait_until(processed(docs, scored), timeout)
                 stats = _settle(worker)
             finally:
@@ -99,16 +127,8 @@ def run_demo(settings: Settings, sources: list[RssSource] | None = None,
             posts = list(receiver.received) if receiver else []
         warehouse = open_warehouse(settings, migrate=False)
         try:
-            db = settings.clickhouse_database
-            scores = warehouse.query(
-                "SELECT ticker, count() AS documents, round(avg(score), 3) AS mean_score, "
-                "countIf(label = 'negative') AS negative, max(published_at) AS last_published "
-                f"FROM {db}.scores FINAL GROUP BY ticker ORDER BY mean_score")  # noqa: S608
-            alerts = warehouse.query(
-                "SELECT ticker, rule, argMax(state, updated_at) AS state, severity, "
-                "round(any(value), 3) AS value, any(threshold) AS threshold, any(documents) AS docs,"
-                f" min(fired_at) AS fired_at FROM {db}.alerts GROUP BY alert_id, ticker, rule, "
-                "severity ORDER BY fired_at")  # noqa: S608
+            scores = warehouse.query(SCORES_BY_TICKER)
+            alerts = warehouse.query(ALERTS_BY_ID)
         finally:
             warehouse.close()
         return DemoResult(docs, rejected, scored, stats, scores, alerts, posts, started)

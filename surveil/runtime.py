@@ -33,9 +33,14 @@ def is_local(settings: Settings) -> bool:
 
 def local_kafka(settings: Settings) -> LocalKafka:
     """The local broker the settings describe."""
-    return LocalKafka(BrokerConfig(
-        home=settings.kafka_home, port=settings.broker_port,
-        controller_port=settings.kafka_controller_port, heap=settings.kafka_heap))
+    return LocalKafka(
+        BrokerConfig(
+            home=settings.kafka_home,
+            port=settings.broker_port,
+            controller_port=settings.kafka_controller_port,
+            heap=settings.kafka_heap,
+        )
+    )
 
 
 def open_warehouse(settings: Settings, *, migrate: bool = True) -> Warehouse:
@@ -49,10 +54,16 @@ def open_warehouse(settings: Settings, *, migrate: bool = True) -> Warehouse:
 def worker_config(settings: Settings) -> WorkerConfig:
     """The Faust app's configuration from the settings."""
     return WorkerConfig(
-        app_id=settings.app_id, topic_prefix=settings.topic_prefix, broker=settings.kafka_broker, partitions=settings.kafka_partitions,
-        data_dir=(settings.state_dir / "faust").resolve(), web_port=settings.web_port,
-        classify_batch=settings.classify_batch, classify_within=settings.classify_within,
-        store_batch=settings.store_batch, signal_window_s=settings.signal_window_s,
+        app_id=settings.app_id,
+        topic_prefix=settings.topic_prefix,
+        broker=settings.kafka_broker,
+        partitions=settings.kafka_partitions,
+        data_dir=(settings.state_dir / "faust").resolve(),
+        web_port=settings.web_port,
+        classify_batch=settings.classify_batch,
+        classify_within=settings.classify_within,
+        store_batch=settings.store_batch,
+        signal_window_s=settings.signal_window_s,
     )
 
 
@@ -95,8 +106,11 @@ class WorkerProcess:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as out:
             self._proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", "surveil", "worker"], env=self._env,
-                stdout=out, stderr=subprocess.STDOUT)
+                [sys.executable, "-m", "surveil", "worker"],
+                env=self._env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
     def stats(self) -> dict[str, int]:
         """Read the worker's counters; empty while its web server is not up."""

@@ -8,6 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+# Imported up front on purpose: hypothesis' pytest plugin otherwise imports it in the
+# terminal summary, after Faust tests ran, and CPython 3.11's assertion rewriter then fails
+# with "AST constructor recursion depth mismatch".
+import hypothesis  # noqa: F401
 import pytest
 
 from infra.broker import BrokerConfig, LocalKafka, free_port
@@ -33,8 +37,14 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     controller_port = free_port()
     while controller_port == port:
         controller_port = free_port()
-    broker = LocalKafka(BrokerConfig(home=tmp_path_factory.mktemp("kafka"), port=port,
-                                     controller_port=controller_port, heap="512m"))
+    broker = LocalKafka(
+        BrokerConfig(
+            home=tmp_path_factory.mktemp("kafka"),
+            port=port,
+            controller_port=controller_port,
+            heap="512m",
+        )
+    )
     broker.start()
     try:
         yield broker
@@ -43,8 +53,7 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
 
 
 @pytest.fixture
-def make_settings(kafka: LocalKafka, tmp_path: Path,
-                  shared_dir: Path) -> Callable[..., Settings]:
+def make_settings(kafka: LocalKafka, tmp_path: Path, shared_dir: Path) -> Callable[..., Settings]:
     """Build Settings for one test: own state dir, topic namespace, app id and web port."""
     namespace = f"t{os.getpid()}x{next(_namespaces)}"
 

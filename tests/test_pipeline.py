@@ -37,8 +37,7 @@ def _run_once(settings: Settings, feed: Path, webhook: str, log: Path) -> dict[s
     stopped = False
     try:
         batch = collect(RssSource("seekingalpha-msft", str(feed)))
-        producer = DocumentProducer(settings.bootstrap_servers,
-                                    topic_prefix=settings.topic_prefix)
+        producer = DocumentProducer(settings.bootstrap_servers, topic_prefix=settings.topic_prefix)
         try:
             producer.publish(batch.documents, batch.rejected)
         finally:
@@ -46,8 +45,12 @@ def _run_once(settings: Settings, feed: Path, webhook: str, log: Path) -> dict[s
         scored = sum(len(d.tickers) for d in batch.documents)
         worker.wait_until(processed(len(batch.documents), scored), timeout=180)
         stats = worker.wait_until(
-            lambda s: s.get("store.alerts.seen", 0)
-            >= s.get("alerts.firing", 0) + s.get("alerts.resolved", 0), timeout=60)
+            lambda s: (
+                s.get("store.alerts.seen", 0)
+                >= s.get("alerts.firing", 0) + s.get("alerts.resolved", 0)
+            ),
+            timeout=60,
+        )
         stopped = True
         assert worker.stop() == 0, log.read_text()[-3000:]  # a clean, graceful stop
         return stats
@@ -58,9 +61,13 @@ def _run_once(settings: Settings, feed: Path, webhook: str, log: Path) -> dict[s
 
 def _dlq(settings: Settings) -> list[dict[str, object]]:
     consumer = KafkaConsumer(
-        f"{settings.topic_prefix}docs.dlq", bootstrap_servers=settings.bootstrap_servers,
-        auto_offset_reset="earliest", consumer_timeout_ms=3000, group_id=None,
-        value_deserializer=JsonSerializer())
+        f"{settings.topic_prefix}docs.dlq",
+        bootstrap_servers=settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=3000,
+        group_id=None,
+        value_deserializer=JsonSerializer(),
+    )
     try:
         return [message.value for message in consumer]
     finally:
@@ -68,11 +75,13 @@ def _dlq(settings: Settings) -> list[dict[str, object]]:
 
 
 def test_recorded_feed_lands_once_alerts_once_and_dead_letters_the_bad_entry(
-        make_settings: Callable[..., Settings], shared_dir: Path, tmp_path: Path) -> None:
+    make_settings: Callable[..., Settings], shared_dir: Path, tmp_path: Path
+) -> None:
     # One partition keeps arrival in publication order, so the window sees one breach
     # episode: MSFT's 2-day mean falls to -0.167 over 3 documents, then recovers to 0.
-    settings = make_settings(kafka_partitions=1, signal_window_s=2 * 86_400,
-                             alert_threshold=-0.15, alert_min_docs=3)
+    settings = make_settings(
+        kafka_partitions=1, signal_window_s=2 * 86_400, alert_threshold=-0.15, alert_min_docs=3
+    )
     feed = _feed_with_bad_entry(shared_dir, tmp_path)
     expected = {d.doc_id: d.tickers for d in collect(RssSource("x", str(feed))).documents}
     assert len(expected) == 30
@@ -102,8 +111,10 @@ def test_recorded_feed_lands_once_alerts_once_and_dead_letters_the_bad_entry(
     resolved = [p for p in receiver.received if p["text"].startswith("[RESOLVED]")]
     assert len(firing) == 1 and "MSFT" in firing[0]["text"]
     assert len(resolved) == 1 and "MSFT" in resolved[0]["text"]
-    assert {(ticker, state) for _, ticker, state in alerts} == {("MSFT", "firing"),
-                                                                ("MSFT", "resolved")}
+    assert {(ticker, state) for _, ticker, state in alerts} == {
+        ("MSFT", "firing"),
+        ("MSFT", "resolved"),
+    }
     assert len({alert_id for alert_id, _, _ in alerts}) == 1
 
     dead = _dlq(settings)

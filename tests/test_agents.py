@@ -1,0 +1,85 @@
+"""Agent logic with Faust's test_context: a list in, a list out, no broker."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+from models.base import TextScore
+from streams import classify
+from streams.app import WorkerConfig, create_pipeline
+from streams.records import Document, Rejected, Scored
+
+
+class FixedModel:
+    """A stand-in model: negative when the text says 'loss', neutral otherwise."""
+
+    version = "fixed-1"
+
+    def classify(self, texts: list[str]) -> list[TextScore]:
+        return [TextScore((0.8, 0.1, 0.1) if "loss" in t else (0.1, 0.8, 0.1)) for t in texts]
+
+
+class Collected:
+    def __init__(self) -> None:
+        self.scored: list[Scored] = []
+        self.rejected: list[Rejected] = []
+
+    async def scored_(self, record: Scored) -> None:
+        self.scored.append(record)
+
+    async def rejected_(self, record: Rejected) -> None:
+        self.rejected.append(record)
+
+
+class Outputs:
+    def __init__(self, into: Collected) -> None:
+        self.scored = into.scored_
+        self.rejected = into.rejected_
+
+
+def _doc(doc_id: str, title: str, tickers: tuple[str, ...]) -> dict[str, object]:
+    now = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
+    return Document(doc_id=doc_id, source="wire", kind="news", title=title,
+                    published_at=now, fetched_at=now, tickers=tickers).to_json()
+
+
+def _run(values: list[object], tmp_path: Path) -> Collected:
+    pipeline = create_pipeline(WorkerConfig(data_dir=tmp_path, store="memory://",
+                                            classify_within=0.05))
+    got = Collected()
+    agent = classify.register(pipeline, FixedModel(), Outputs(got))
+
+    async def main() -> None:
+        async with agent.test_context() as test_agent:
+            for value in values:
+                await test_agent.put(value)
+            await asyncio.sleep(0.3)  # let the take() window close
+
+    asyncio.run(main())
+    return got
+
+
+def test_classify_gives_one_record_per_document_and_ticker(tmp_path: Path) -> None:
+    got = _run([_doc("doc-00001", "Contoso $CNTS posts a loss", ("CNTS", "FABR")),
+                _doc("doc-00002", "Fabrikam holds meeting", ("FABR",))], tmp_path)
+    assert [(s.doc_id, s.ticker, s.label) for s in got.scored] == [
+        ("doc-00001", "CNTS", "negative"),
+        ("doc-00001", "FABR", "negative"),
+        ("doc-00002", "FABR", "neutral"),
+    ]
+    assert got.scored[0].score == 0.8 * -1 + 0.1
+    assert [s.relevance for s in got.scored] == [1.0, 0.5, 0.5]
+    assert got.rejected == []
+
+
+def test_classify_dead_letters_invalid_documents_with_the_field_at_fault(tmp_path: Path) -> None:
+    bad = _doc("doc-00003", "no date", ("CNTS",))
+    del bad["published_at"]
+    got = _run([bad, "not an object", _doc("doc-00004", "fine", ())], tmp_path)
+    assert got.scored == []  # the valid document has no ticker to score
+    assert [r.reason for r in got.rejected] == ["invalid_document", "invalid_document"]
+    assert "published_at" in got.rejected[0].detail
+    assert got.rejected[0].stage == "classify"
+    assert "JSON object" in got.rejected[1].detail
