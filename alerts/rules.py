@@ -41,7 +41,9 @@ class ThresholdRule:
     def _alert(self, signal: Signal, state: str, firing: dict[str, Any] | None) -> Alert:
         fingerprint = self.fingerprint(signal.ticker)
         if firing is None:
-            alert_id = stable_id(fingerprint, signal.window_end.isoformat())
+            # While the window end stands, each signal adds one document, so (end, count)
+            # names one signal: a redelivery keeps its id, a later incident gets a new one.
+            alert_id = stable_id(fingerprint, signal.window_end.isoformat(), str(signal.documents))
             fired_at = utcnow()
         else:
             alert_id = str(firing["alert_id"])

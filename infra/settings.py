@@ -51,7 +51,9 @@ class Settings(BaseSettings):
     alert_slack_webhook: SecretStr | None = Field(
         None, description="Slack incoming-webhook URL for alerts."
     )
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level of surveil's own messages."
+    )
 
     @field_validator("kafka_broker")
     @classmethod

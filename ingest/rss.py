@@ -109,6 +109,10 @@ class RssSource:
             exc = parsed.get("bozo_exception")
             yield self._reject("malformed_feed", f"not a usable RSS/Atom feed: {exc}", raw)
             return
+        if not parsed.entries and not parsed.get("version"):
+            # Well-formed markup that is no feed (an HTML error page, an empty body).
+            yield self._reject("not_a_feed", "no RSS or Atom feed in the input", raw)
+            return
         if parsed.bozo:
             log.warning("%s: feed parsed with errors: %s", self.name, parsed.get("bozo_exception"))
         declared = declared_symbols(raw)
@@ -178,7 +182,7 @@ def declared_symbols(raw: bytes) -> list[list[str]] | None:
     """
     try:
         root = SafeET.fromstring(raw)
-    except (SafeET.ParseError, DefusedXmlException, ValueError):
+    except (SafeET.ParseError, DefusedXmlException, ValueError, LookupError):
         return None
     found = []
     for element in root.iter():

@@ -61,7 +61,7 @@ def clean_text(markup: str, limit: int | None = None) -> str:
 
 def is_symbol(value: str) -> bool:
     """Whether a string looks like an exchange ticker symbol (1-5 letters, optional class)."""
-    return bool(_SYMBOL.match(value))
+    return bool(_SYMBOL.fullmatch(value))
 
 
 def find_tickers(text: str) -> list[str]:

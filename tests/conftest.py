@@ -23,8 +23,10 @@ _namespaces = itertools.count(1)
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    """The third-party fixtures and datasets folder (SURVEIL_SHARED_DIR, default ../shared)."""
-    path = Path(os.environ.get("SURVEIL_SHARED_DIR", ROOT.parent / "shared")).resolve()
+    """The third-party fixtures and datasets folder: the shared_dir setting
+    (SURVEIL_SHARED_DIR, default ../shared), relative to the repository root."""
+    configured = Settings(_env_file=None).shared_dir  # type: ignore[call-arg]
+    path = (configured if configured.is_absolute() else ROOT / configured).resolve()
     if not (path / "fixtures").is_dir():
         pytest.fail(f"shared fixtures not found at {path}: set SURVEIL_SHARED_DIR")
     return path

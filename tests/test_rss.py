@@ -1,0 +1,397 @@
+"""RSS and Atom ingest on real feeds and on broken input: bytes in, documents and rejects out."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import defusedxml.ElementTree as SafeET
+import feedparser
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from infra.errors import SourceError
+from ingest.base import collect
+from ingest.rss import RssSource, read_location
+from ingest.text import is_symbol
+from streams.records import Document, Rejected, stable_id
+
+SA = "fixtures/feeds/seekingalpha_symbol_MSFT_2017-10.rss.xml"
+HALTS = "fixtures/feeds/nasdaqtrader_trade_halts_2023-06-19.rss.xml"
+EDGAR = "fixtures/edgar/getcurrent_all_forms_start0.atom.xml"
+HTML_PAGE = "fixtures/tickers/malformed_nasdaqlisted_html_errorpage.txt"
+SA_NS = "{https://seekingalpha.com/api/1.0}"
+NDAQ_NS = "{http://www.nasdaqtrader.com/}"
+ATOM_NS = "{http://www.w3.org/2005/Atom}"
+
+
+def parse(raw: bytes, **options: Any) -> tuple[list[Document], list[Rejected]]:
+    """Parse feed bytes; every item must be a Document or a Rejected."""
+    out = list(RssSource("test", "unused", **options).parse(raw))
+    docs = [item for item in out if isinstance(item, Document)]
+    rejected = [item for item in out if isinstance(item, Rejected)]
+    assert len(docs) + len(rejected) == len(out)
+    return docs, rejected
+
+
+def rss(items: str, *, declaration: str = '<?xml version="1.0" encoding="utf-8"?>') -> str:
+    return f'{declaration}<rss version="2.0"><channel><title>t</title>{items}</channel></rss>'
+
+
+# -- Seeking Alpha: a per-symbol news feed, several sa:symbol per item -------------------
+
+
+@pytest.fixture(scope="module")
+def sa_raw(shared_dir: Path) -> bytes:
+    return (shared_dir / SA).read_bytes()
+
+
+def test_seekingalpha_gives_30_news_documents_and_no_rejects(sa_raw: bytes) -> None:
+    docs, rejected = parse(sa_raw)
+    assert (len(docs), rejected) == (30, [])
+    assert {doc.kind for doc in docs} == {"news"}
+    assert all("MSFT" in doc.tickers for doc in docs)
+    assert all(doc.meta["author"] for doc in docs)
+
+
+def test_seekingalpha_first_item_fields(sa_raw: bytes) -> None:
+    first = parse(sa_raw)[0][0]
+    assert first.doc_id == stable_id("id", "https://seekingalpha.com/Article:4117127")
+    assert first.title == "Microsoft (MSFT) Q1 2018 Results - Earnings Call Transcript"
+    assert first.tickers == ("MSFT",)
+    # Thu, 26 Oct 2017 21:54:10 -0400
+    assert first.published_at == datetime(2017, 10, 27, 1, 54, 10, tzinfo=UTC)
+    assert first.published_at.utcoffset() is not None
+    assert first.meta == {"author": "SA Transcripts"}
+
+
+def test_seekingalpha_keeps_every_declared_symbol_in_order(sa_raw: bytes) -> None:
+    items = SafeET.fromstring(sa_raw).iter("item")
+    declared = [tuple(s.text for s in item.iter(f"{SA_NS}symbol")) for item in items]
+    docs = parse(sa_raw)[0]
+    assert [doc.tickers for doc in docs] == declared
+    dreamers = next(doc for doc in docs if doc.title == "Tech companies to lobby for 'Dreamers'")
+    assert dreamers.tickers == ("GOOG", "GOOGL", "MSFT", "FB", "INTC", "UBER", "IBM")
+
+
+def test_seekingalpha_ids_are_stable_and_distinct(sa_raw: bytes) -> None:
+    once = [doc.doc_id for doc in parse(sa_raw)[0]]
+    again = [doc.doc_id for doc in parse(sa_raw)[0]]
+    assert once == again
+    assert len(set(once)) == 30
+
+
+# -- Nasdaq trade halts: no guid, no link, an HTML table in the description --------------
+
+
+def test_nasdaq_halts_ids_come_from_content(shared_dir: Path) -> None:
+    raw = (shared_dir / HALTS).read_bytes()
+    items = list(SafeET.fromstring(raw).iter("item"))
+    docs, rejected = parse(raw)
+    assert (len(docs), rejected) == (14, [])
+    for doc, item in zip(docs, items, strict=True):
+        assert doc.meta["id_derived"] is True
+        assert doc.tickers == (item.findtext(f"{NDAQ_NS}IssueSymbol"),)
+        assert "<" not in doc.body
+        assert item.findtext(f"{NDAQ_NS}HaltDate") in doc.body.splitlines()
+    assert [doc.doc_id for doc in docs] == [doc.doc_id for doc in parse(raw)[0]]
+    assert len({doc.doc_id for doc in docs}) == 14
+
+
+# -- EDGAR current filings: an Atom feed --------------------------------------------------
+
+
+def test_edgar_atom_feed_gives_one_document_per_entry(shared_dir: Path) -> None:
+    raw = (shared_dir / EDGAR).read_bytes()
+    entries = list(SafeET.fromstring(raw).iter(f"{ATOM_NS}entry"))
+    docs, rejected = parse(raw)
+    assert (len(docs), rejected) == (len(entries), [])
+    assert len(docs) == 100
+    assert not any(doc.meta.get("published_missing") for doc in docs)
+    # <updated>2026-01-12T11:27:39-05:00</updated>
+    assert docs[0].published_at == datetime(2026, 1, 12, 16, 27, 39, tzinfo=UTC)
+    assert docs[0].body == "Filed: 2026-01-12 AccNo: 0002074440-26-000002 Size: 14 KB"
+
+
+# -- Bad input: exactly one Rejected, never an exception ---------------------------------
+
+XHTML_ERROR_PAGE = (
+    b'<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml">'
+    b"<head><title>Page Not Available</title></head><body><p>Try later</p></body></html>"
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"", "not_a_feed"),
+        (XHTML_ERROR_PAGE, "not_a_feed"),
+        (b"<foo><bar/></foo>", "not_a_feed"),
+        (b"\x00\xff\xfe\x13garbage\x80\x81 bytes", "malformed_feed"),
+        (b'{"items": []}', "malformed_feed"),
+        (b'<?xml version="1.0"?><rss version="2.0"><chan', "malformed_feed"),
+    ],
+    ids=["empty", "xhtml-page", "other-xml", "garbage", "json", "truncated"],
+)
+def test_input_that_is_no_feed_gives_one_reject(raw: bytes, reason: str) -> None:
+    docs, rejected = parse(raw)
+    assert docs == []
+    assert [(r.reason, r.stage, r.source) for r in rejected] == [(reason, "ingest", "test")]
+    assert rejected[0].payload == raw.decode("utf-8", "replace")
+
+
+def test_html_error_page_gives_one_reject(shared_dir: Path) -> None:
+    docs, rejected = parse((shared_dir / HTML_PAGE).read_bytes())
+    assert docs == []
+    assert [r.reason for r in rejected] == ["malformed_feed"]
+    assert "Page Not Available" in rejected[0].payload
+
+
+def test_feed_truncated_before_its_items_gives_one_reject(sa_raw: bytes) -> None:
+    docs, rejected = parse(sa_raw[: sa_raw.index(b"<item>") + 3])
+    assert docs == []
+    assert [r.reason for r in rejected] == ["malformed_feed"]
+
+
+def test_feed_truncated_mid_way_keeps_its_complete_items(sa_raw: bytes) -> None:
+    complete = parse(sa_raw)[0]
+    cut = sa_raw.index(b"</item>", len(sa_raw) // 2) + len(b"</item>")
+    docs = parse(sa_raw[:cut])[0]
+    assert [doc.doc_id for doc in docs] == [doc.doc_id for doc in complete[: len(docs)]]
+    assert 10 < len(docs) < 30
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        rss(""),
+        '<rss version="2.0"><channel></channel></rss>',
+        '<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title></feed>',
+    ],
+    ids=["rss", "rss-bare", "atom"],
+)
+def test_valid_empty_feed_gives_nothing(raw: str) -> None:
+    assert parse(raw.encode()) == ([], [])
+
+
+def test_entry_with_neither_title_nor_body_is_rejected() -> None:
+    raw = rss("<item><link>https://x.test/1</link></item><item><title>Kept</title></item>")
+    docs, rejected = parse(raw.encode())
+    assert [doc.title for doc in docs] == ["Kept"]
+    assert [r.reason for r in rejected] == ["empty_entry"]
+    assert rejected[0].detail.startswith("entry 0:")
+    assert "https://x.test/1" in rejected[0].payload
+
+
+def test_bad_date_falls_back_to_fetch_time() -> None:
+    raw = rss("<item><guid>g1</guid><title>T</title><pubDate>not a date</pubDate></item>")
+    (doc,), _ = parse(raw.encode())
+    assert doc.published_at == doc.fetched_at
+    assert doc.meta["published_missing"] is True
+
+
+def test_long_body_is_cut_to_body_max_chars() -> None:
+    raw = rss(f"<item><title>T</title><description>{'x' * 500}</description></item>")
+    (doc,), _ = parse(raw.encode(), body_max_chars=100)
+    assert doc.body == "x" * 100
+
+
+def test_declared_latin1_is_decoded() -> None:
+    declaration = '<?xml version="1.0" encoding="ISO-8859-1"?>'
+    raw = rss("<item><title>Café</title></item>", declaration=declaration).encode("latin-1")
+    assert b"Caf\xe9" in raw
+    (doc,), rejected = parse(raw)
+    assert (doc.title, rejected) == ("Café", [])
+
+
+def test_undeclared_latin1_bytes_are_decoded() -> None:
+    raw = rss("<item><title>Café</title></item>", declaration="").encode("latin-1")
+    (doc,), rejected = parse(raw)
+    assert (doc.title, rejected) == ("Café", [])
+
+
+def test_unknown_declared_encoding_does_not_raise() -> None:
+    declaration = '<?xml version="1.0" encoding="no-such-charset"?>'
+    raw = rss("<item><title>Kept</title></item>", declaration=declaration)
+    assert [doc.title for doc in parse(raw.encode())[0]] == ["Kept"]
+
+
+def test_entity_expansion_is_not_followed() -> None:
+    entities = '<!ENTITY a "aaaaaaaaaa">' + "".join(
+        f'<!ENTITY {n} "{f"&{p};" * 10}">' for p, n in zip("abcdef", "bcdefg", strict=True)
+    )
+    raw = f'<?xml version="1.0"?><!DOCTYPE rss [{entities}]>' + rss(
+        "<item><guid>g</guid><title>&g;</title></item>", declaration=""
+    )
+    docs, rejected = parse(raw.encode())
+    assert all(len(doc.title) < 1_000 for doc in docs)
+
+
+# -- read_location and fetch ---------------------------------------------------------------
+
+
+def test_read_location_reads_a_path_and_a_file_url(tmp_path: Path) -> None:
+    path = tmp_path / "feed.xml"
+    path.write_bytes(b"<rss/>")
+    assert read_location(str(path)) == b"<rss/>"
+    assert read_location(f"file://{path}") == b"<rss/>"
+
+
+def test_read_location_on_a_missing_file_raises(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="missing.xml"):
+        read_location(str(tmp_path / "missing.xml"))
+
+
+def test_read_location_on_a_file_over_max_bytes_raises(tmp_path: Path) -> None:
+    path = tmp_path / "feed.xml"
+    path.write_bytes(b"x" * 101)
+    assert read_location(str(path), max_bytes=101) == b"x" * 101
+    with pytest.raises(SourceError, match="larger than 100 bytes"):
+        read_location(str(path), max_bytes=100)
+
+
+Routes = dict[str, tuple[int, bytes]]
+
+
+@pytest.fixture
+def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Routes], str]]:
+    """Serve fixed responses on 127.0.0.1; return the base URL."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def start(routes: Routes) -> str:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                status, body = routes.get(self.path, (404, b"not found"))
+                self.send_response(status)
+                self.send_header("Content-Type", "application/rss+xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_read_location_over_http(serve: Callable[[Routes], str], sa_raw: bytes) -> None:
+    base = serve({"/feed": (200, sa_raw), "/broken": (500, b"oops")})
+    assert read_location(f"{base}/feed") == sa_raw
+    with pytest.raises(SourceError, match="500"):
+        read_location(f"{base}/broken")
+    with pytest.raises(SourceError, match="404"):
+        read_location(f"{base}/nowhere")
+    with pytest.raises(SourceError, match="larger than 1000 bytes"):
+        read_location(f"{base}/feed", max_bytes=1_000)
+
+
+def test_fetch_over_http(serve: Callable[[Routes], str], sa_raw: bytes) -> None:
+    base = serve({"/feed": (200, sa_raw)})
+    docs = list(RssSource("sa", f"{base}/feed").fetch())
+    assert len(docs) == 30
+    assert {doc.source for doc in docs} == {"sa"}
+
+
+def test_collect_orders_documents_oldest_first(shared_dir: Path) -> None:
+    batch = collect(RssSource("sa", str(shared_dir / SA)))
+    published = [doc.published_at for doc in batch.documents]
+    assert (len(published), batch.rejected) == (30, [])
+    assert published == sorted(published)
+    assert published[0] < published[-1]
+    assert batch.documents[-1].doc_id == stable_id("id", "https://seekingalpha.com/Article:4117127")
+
+
+def test_collect_splits_rejects_from_documents(tmp_path: Path) -> None:
+    path = tmp_path / "feed.xml"
+    path.write_text(rss("<item><title>Kept</title></item><item><link>x</link></item>"))
+    batch = collect(RssSource("local", str(path)))
+    assert [doc.title for doc in batch.documents] == ["Kept"]
+    assert [r.reason for r in batch.rejected] == ["empty_entry"]
+
+
+# -- Properties: parse never raises ---------------------------------------------------------
+
+FRAGMENTS = [
+    b'<?xml version="1.0"?>',
+    b'<?xml version="1.0" encoding="ISO-8859-1"?>',
+    b'<?xml version="1.0" encoding="utf-16"?>',
+    b'<?xml version="1.0" encoding="bogus"?>',
+    b'<rss version="2.0">',
+    b"</rss>",
+    b"<channel>",
+    b"</channel>",
+    b"<item>",
+    b"</item>",
+    b"<title>",
+    b"</title>",
+    b"<description>",
+    b"</description>",
+    b"<![CDATA[<table><tr><td>",
+    b"]]>",
+    b"<guid>",
+    b"</guid>",
+    b"<pubDate>Thu, 26 Oct 2017 21:54:10 -0400</pubDate>",
+    b"<pubDate>yesterday</pubDate>",
+    b'<feed xmlns="http://www.w3.org/2005/Atom">',
+    b"<entry>",
+    b"</entry>",
+    b"<updated>2026-01-12T11:27:39-05:00</updated>",
+    b'<sa:symbol xmlns:sa="https://seekingalpha.com/api/1.0">MSFT</sa:symbol>',
+    b"<html><body>",
+    b"<!DOCTYPE x [<!ENTITY e \"eee\">]>",
+    b"&e;&amp;&#xE9;&bogus;",
+    b"$AAPL NYSE: IBM",
+    b"\xe9\xff\xfe\x00",
+]
+feedish = st.lists(st.sampled_from(FRAGMENTS) | st.binary(max_size=12), max_size=30).map(b"".join)
+
+
+@settings(max_examples=50, deadline=None)
+@given(raw=st.binary(max_size=2_000) | feedish)
+def test_parse_never_raises_on_random_bytes(raw: bytes) -> None:
+    docs, rejected = parse(raw)
+    assert all(is_symbol(t) for doc in docs for t in doc.tickers)
+    if not docs and not rejected:
+        # Nothing at all only for a well-formed feed without entries.
+        parsed = feedparser.parse(raw)
+        assert parsed.get("version") and not parsed.bozo and not parsed.entries
+
+
+mutation = st.tuples(
+    st.sampled_from(["delete", "insert", "truncate"]),
+    st.floats(min_value=0, max_value=1),
+    st.binary(min_size=1, max_size=8),
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(mutations=st.lists(mutation, min_size=1, max_size=5))
+def test_parse_never_raises_on_a_mutated_feed(
+    sa_raw: bytes, mutations: list[tuple[str, float, bytes]]
+) -> None:
+    raw = sa_raw
+    for op, where, data in mutations:
+        at = int(where * len(raw))
+        if op == "delete":
+            raw = raw[:at] + raw[at + len(data) :]
+        elif op == "insert":
+            raw = raw[:at] + data + raw[at:]
+        else:
+            raw = raw[:at]
+    docs, rejected = parse(raw)
+    assert docs or rejected

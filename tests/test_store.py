@@ -1,0 +1,93 @@
+"""ClickHouse (chDB) schema and writers: migrations repeat safely, rows land once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from infra.db import Warehouse, connect, load_migrations
+from infra.errors import ConfigError, StoreError
+from streams.records import Alert, Document, Scored
+from streams.store import Store
+
+T0 = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Iterator[Warehouse]:
+    wh = Warehouse(connect(f"chdb://{tmp_path / 'ch'}"), "surveil")
+    wh.migrate()
+    yield wh
+    wh.close()
+
+
+def _doc(n: int) -> Document:
+    return Document(doc_id=f"doc-{n:05d}", source="wire", kind="news", title=f"story {n}",
+                    published_at=T0 + timedelta(minutes=n), fetched_at=T0,
+                    tickers=("CNTS", "FABR"))
+
+
+def _scored(n: int, ticker: str, score: float) -> Scored:
+    return Scored(doc_id=f"doc-{n:05d}", ticker=ticker, kind="news", source="wire",
+                  published_at=T0 + timedelta(seconds=n), fetched_at=T0,
+                  label="negative" if score < 0 else "neutral", p_negative=max(0, -score),
+                  p_neutral=1 - abs(score), p_positive=max(0, score), score=score,
+                  relevance=1.0, model_version="m1", scored_at=T0)
+
+
+def test_migrations_apply_once(warehouse: Warehouse) -> None:
+    assert warehouse.migrate() == []
+    versions = warehouse.rows("SELECT version FROM {db}.schema_migrations")
+    assert versions == [(m.version,) for m in load_migrations()]
+
+
+def test_documents_land_once_however_often_they_are_written(warehouse: Warehouse) -> None:
+    store = Store(warehouse)
+    assert store.write_documents([_doc(1), _doc(2), _doc(1)]) == 2
+    assert store.write_documents([_doc(2), _doc(3)]) == 1
+    rows = warehouse.rows("SELECT doc_id, tickers FROM {db}.documents ORDER BY doc_id")
+    assert rows == [(f"doc-0000{n}", ["CNTS", "FABR"]) for n in (1, 2, 3)]
+
+
+def test_redelivered_scores_never_reach_the_rollup_twice(warehouse: Warehouse) -> None:
+    store = Store(warehouse)
+    batch = [_scored(1, "CNTS", -0.5), _scored(2, "CNTS", -0.3), _scored(1, "FABR", 0.2)]
+    for _ in range(3):
+        store.write_scores(batch)
+    rollup = warehouse.rows(
+        "SELECT ticker, sum(documents), round(sum(score_sum), 3), sum(negatives) "
+        "FROM {db}.sentiment_1m GROUP BY ticker ORDER BY ticker")
+    assert rollup == [("CNTS", 2, -0.8, 2), ("FABR", 1, 0.2, 0)]
+    assert warehouse.rows("SELECT count() FROM {db}.scores") == [(3,)]
+
+
+def test_alert_states_are_kept_as_an_audit_trail(warehouse: Warehouse) -> None:
+    firing = Alert(alert_id="a1", fingerprint="f1", rule="mean_score_below", severity="warning",
+                   ticker="CNTS", fired_at=T0, value=-0.5, threshold=-0.3, window_start=T0,
+                   window_end=T0, documents=3, explanation="x", state="firing")
+    resolved = firing.model_copy(update={"state": "resolved", "value": 0.1})
+    store = Store(warehouse)
+    assert store.write_alerts([firing]) == 1
+    assert store.write_alerts([firing, resolved]) == 1
+    assert warehouse.rows("SELECT state FROM {db}.alerts ORDER BY updated_at") == [
+        ("firing",), ("resolved",)]
+
+
+def test_read_only_queries_refuse_writes(warehouse: Warehouse) -> None:
+    with pytest.raises(StoreError, match="readonly"):
+        warehouse.query("INSERT INTO {db}.documents (doc_id) VALUES ('x')",
+                        settings={"readonly": 2})
+
+
+def test_unknown_dsn_and_bad_database_names_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="chdb:///abs/path"):
+        connect("postgres://db")
+    client = connect(f"chdb://{tmp_path / 'ch2'}")
+    try:
+        with pytest.raises(ConfigError, match="identifier"):
+            Warehouse(client, "surveil; DROP TABLE x")
+    finally:
+        client.close()
