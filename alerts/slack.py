@@ -16,6 +16,11 @@ MAX_BLOCKS = 50
 _RETRIABLE = frozenset({429, 500, 502, 503, 504})
 
 
+def _cut(text: str, limit: int) -> str:
+    # Slack refuses a whole message (400) when one text field passes 3,000 characters.
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def escape(text: str) -> str:
     """Escape Slack's control characters so posted text cannot mention or link anyone."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -35,12 +40,12 @@ def message(alert: Alert) -> dict[str, Any]:
         {"type": "header", "text": {"type": "plain_text", "text": head[:150]}},
         {
             "type": "section",
-            "text": {"type": "mrkdwn", "text": escape(alert.explanation)},
+            "text": {"type": "mrkdwn", "text": escape(_cut(alert.explanation, 2_000))},
             "fields": [{"type": "mrkdwn", "text": f} for f in fields],
         },
     ]
     for doc in alert.evidence:
-        title = escape(doc.title or doc.doc_id)
+        title = escape(_cut(doc.title or doc.doc_id, 300))
         link = (
             f"<{escape(doc.url)}|{title}>" if doc.url.startswith(("http://", "https://")) else title
         )
@@ -107,7 +112,7 @@ class SlackWebhook:
                 if status not in _RETRIABLE:
                     break
             except httpx.HTTPError as exc:
-                detail = f"{type(exc).__name__}: {exc}"
+                status, detail = None, f"{type(exc).__name__}: {exc}"
             log.warning("slack delivery attempt %d failed: %s %s", attempt, status, detail)
             if attempt < self._attempts:
                 time.sleep(self._backoff * 2 ** (attempt - 1))

@@ -152,7 +152,7 @@ class Delivery(Record):
 
 
 class Alert(Record):
-    """A fired or resolved alert, on alerts (key: fingerprint)."""
+    """A fired or resolved alert, on alerts (key: ticker)."""
 
     alert_id: str
     fingerprint: str
