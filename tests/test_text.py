@@ -1,0 +1,115 @@
+"""Markup to clean text, and tickers found in text: a string in, a string or a list out."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ingest.text import clean_text, find_tickers, is_symbol, unique
+
+
+@pytest.mark.parametrize(
+    ("markup", "text"),
+    [
+        ("<script>alert(1)</script>Hello<style>p {color: red}</style>", "Hello"),
+        ("<SCRIPT>x()</SCRIPT>ok", "ok"),
+        ("before<script>never closed", "before"),
+        ("AT&amp;T &lt;up&gt; &#36;5", "AT&T <up> $5"),
+        ("<b>AT&amp;T</b> rose &#x2014; 5%", "AT&T rose \u2014 5%"),
+        ("<p>one</p><p>two</p>", "one\ntwo"),
+        ("a<br>b<br/>c", "a\nb\nc"),
+        ("<ul><li>x</li><li>y</li></ul>", "x\ny"),
+        ("<table><tr><th>Halt</th><td>06/16/2023   </td></tr></table>", "Halt\n06/16/2023"),
+        ("<div><h2>Title</h2>\n\n\n<p> body  text </p></div>", "Title\nbody text"),
+        ("a&nbsp;&nbsp; b\tc", "a b c"),
+        ("\ufb01nance \uff21\uff22\uff23 \u2460", "finance ABC 1"),
+        ("  line one \r\n\r\n\r\n line two  ", "line one\nline two"),
+        ("5 < 6 and 7 > 3", "5 < 6 and 7 > 3"),
+        ("", ""),
+    ],
+)
+def test_clean_text(markup: str, text: str) -> None:
+    assert clean_text(markup) == text
+
+
+@pytest.mark.parametrize(
+    ("markup", "limit", "text"),
+    [("<p>abcdef</p>", 3, "abc"), ("abcdef", 0, ""), ("abc", 10, "abc"), ("abc", None, "abc")],
+)
+def test_clean_text_limit(markup: str, limit: int | None, text: str) -> None:
+    assert clean_text(markup, limit) == text
+
+
+@settings(max_examples=50, deadline=None)
+@given(markup=st.text(), limit=st.none() | st.integers(0, 50))
+def test_clean_text_is_trimmed_normalised_and_bounded(markup: str, limit: int | None) -> None:
+    text = clean_text(markup, limit)
+    assert limit is None or len(text) <= limit
+    assert "\n\n" not in text
+    if limit is None:
+        assert text == text.strip()
+        assert unicodedata.is_normalized("NFKC", text)
+
+
+@pytest.mark.parametrize(
+    ("text", "tickers"),
+    [
+        ("Buy $AAPL and $BRK.B now", ["AAPL", "BRK.B"]),
+        ("$AAPL's quarter; $AAPL again", ["AAPL"]),
+        ("Apple (NASDAQ:AAPL) and IBM (NYSE: IBM)", ["AAPL", "IBM"]),
+        ("NYSEARCA:SPY, OTC: ABCDE.F", ["SPY", "ABCDE.F"]),
+        ("$MSFT rose; NASDAQ:AAPL fell; $MSFT", ["MSFT", "AAPL"]),
+        ("costs $5, or US$100, or $20B", []),
+        ("$aapl and nasdaq:aapl and Nasdaq: AAPL", []),
+        ("x$AAPL $$AAPL $TOOLONG", []),
+        ("", []),
+    ],
+)
+def test_find_tickers(text: str, tickers: list[str]) -> None:
+    assert find_tickers(text) == tickers
+
+
+symbols = st.from_regex(r"[A-Z]{1,5}(\.[A-Z])?", fullmatch=True)
+
+
+@settings(max_examples=50, deadline=None)
+@given(symbol=symbols, exchange=st.sampled_from(["NASDAQ", "NYSE", "AMEX"]))
+def test_find_tickers_finds_any_symbol(symbol: str, exchange: str) -> None:
+    assert find_tickers(f"Shares of ${symbol} moved.") == [symbol]
+    assert find_tickers(f"Acme ({exchange}: {symbol}) moved.") == [symbol]
+
+
+@settings(max_examples=50, deadline=None)
+@given(text=st.text())
+def test_find_tickers_returns_unique_symbols(text: str) -> None:
+    found = find_tickers(text)
+    assert all(is_symbol(t) for t in found)
+    assert found == unique(found)
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("A", True),
+        ("AAPL", True),
+        ("GOOGL", True),
+        ("BRK.B", True),
+        ("ABCDEF", False),
+        ("aapl", False),
+        ("BRK.BB", False),
+        ("BRK.", False),
+        ("A1", False),
+        ("", False),
+        (" AAPL", False),
+        ("AAPL\n", False),
+    ],
+)
+def test_is_symbol(value: str, ok: bool) -> None:
+    assert is_symbol(value) is ok
+
+
+def test_unique_keeps_first_occurrence() -> None:
+    assert unique(["B", "A", "B", "C", "A"]) == ["B", "A", "C"]
