@@ -41,13 +41,21 @@ class Outputs:
 
 def _doc(doc_id: str, title: str, tickers: tuple[str, ...]) -> dict[str, object]:
     now = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
-    return Document(doc_id=doc_id, source="wire", kind="news", title=title,
-                    published_at=now, fetched_at=now, tickers=tickers).to_json()
+    return Document(
+        doc_id=doc_id,
+        source="wire",
+        kind="news",
+        title=title,
+        published_at=now,
+        fetched_at=now,
+        tickers=tickers,
+    ).to_json()
 
 
 def _run(values: list[object], tmp_path: Path) -> Collected:
-    pipeline = create_pipeline(WorkerConfig(data_dir=tmp_path, store="memory://",
-                                            classify_within=0.05))
+    pipeline = create_pipeline(
+        WorkerConfig(data_dir=tmp_path, store="memory://", classify_within=0.05)
+    )
     got = Collected()
     agent = classify.register(pipeline, FixedModel(), Outputs(got))
 
@@ -62,8 +70,13 @@ def _run(values: list[object], tmp_path: Path) -> Collected:
 
 
 def test_classify_gives_one_record_per_document_and_ticker(tmp_path: Path) -> None:
-    got = _run([_doc("doc-00001", "Contoso $CNTS posts a loss", ("CNTS", "FABR")),
-                _doc("doc-00002", "Fabrikam holds meeting", ("FABR",))], tmp_path)
+    got = _run(
+        [
+            _doc("doc-00001", "Contoso $CNTS posts a loss", ("CNTS", "FABR")),
+            _doc("doc-00002", "Fabrikam holds meeting", ("FABR",)),
+        ],
+        tmp_path,
+    )
     assert [(s.doc_id, s.ticker, s.label) for s in got.scored] == [
         ("doc-00001", "CNTS", "negative"),
         ("doc-00001", "FABR", "negative"),

@@ -18,10 +18,13 @@ def _env(tmp_path: Path) -> dict[str, str]:
     port, controller = free_port(), free_port()
     while controller == port:
         controller = free_port()
-    return {"SURVEIL_STATE_DIR": str(tmp_path / "state"),
-            "SURVEIL_KAFKA_BROKER": f"kafka://127.0.0.1:{port}",
-            "SURVEIL_KAFKA_CONTROLLER_PORT": str(controller),
-            "SURVEIL_KAFKA_HEAP": "512m", "SURVEIL_KAFKA_PARTITIONS": "2"}
+    return {
+        "SURVEIL_STATE_DIR": str(tmp_path / "state"),
+        "SURVEIL_KAFKA_BROKER": f"kafka://127.0.0.1:{port}",
+        "SURVEIL_KAFKA_CONTROLLER_PORT": str(controller),
+        "SURVEIL_KAFKA_HEAP": "512m",
+        "SURVEIL_KAFKA_PARTITIONS": "2",
+    }
 
 
 def _invoke(env: dict[str, str], *args: str) -> tuple[int, str]:
@@ -46,8 +49,13 @@ def test_kafka_start_stop_start_keeps_topics_and_messages(tmp_path: Path) -> Non
         assert _invoke(env, "kafka", "status")[0] == 1
         code, out = _invoke(env, "kafka", "start")
         assert code == 0 and "created topics" not in out  # they survived the restart
-        consumer = KafkaConsumer("docs.raw", bootstrap_servers=bootstrap, group_id=None,
-                                 auto_offset_reset="earliest", consumer_timeout_ms=5000)
+        consumer = KafkaConsumer(
+            "docs.raw",
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=5000,
+        )
         assert [m.value for m in consumer] == [b"m0", b"m1", b"m2"]
         consumer.close()
     finally:

@@ -25,17 +25,34 @@ def warehouse(tmp_path: Path) -> Iterator[Warehouse]:
 
 
 def _doc(n: int) -> Document:
-    return Document(doc_id=f"doc-{n:05d}", source="wire", kind="news", title=f"story {n}",
-                    published_at=T0 + timedelta(minutes=n), fetched_at=T0,
-                    tickers=("CNTS", "FABR"))
+    return Document(
+        doc_id=f"doc-{n:05d}",
+        source="wire",
+        kind="news",
+        title=f"story {n}",
+        published_at=T0 + timedelta(minutes=n),
+        fetched_at=T0,
+        tickers=("CNTS", "FABR"),
+    )
 
 
 def _scored(n: int, ticker: str, score: float) -> Scored:
-    return Scored(doc_id=f"doc-{n:05d}", ticker=ticker, kind="news", source="wire",
-                  published_at=T0 + timedelta(seconds=n), fetched_at=T0,
-                  label="negative" if score < 0 else "neutral", p_negative=max(0, -score),
-                  p_neutral=1 - abs(score), p_positive=max(0, score), score=score,
-                  relevance=1.0, model_version="m1", scored_at=T0)
+    return Scored(
+        doc_id=f"doc-{n:05d}",
+        ticker=ticker,
+        kind="news",
+        source="wire",
+        published_at=T0 + timedelta(seconds=n),
+        fetched_at=T0,
+        label="negative" if score < 0 else "neutral",
+        p_negative=max(0, -score),
+        p_neutral=1 - abs(score),
+        p_positive=max(0, score),
+        score=score,
+        relevance=1.0,
+        model_version="m1",
+        scored_at=T0,
+    )
 
 
 def test_migrations_apply_once(warehouse: Warehouse) -> None:
@@ -59,27 +76,43 @@ def test_redelivered_scores_never_reach_the_rollup_twice(warehouse: Warehouse) -
         store.write_scores(batch)
     rollup = warehouse.rows(
         "SELECT ticker, sum(documents), round(sum(score_sum), 3), sum(negatives) "
-        "FROM {db}.sentiment_1m GROUP BY ticker ORDER BY ticker")
+        "FROM {db}.sentiment_1m GROUP BY ticker ORDER BY ticker"
+    )
     assert rollup == [("CNTS", 2, -0.8, 2), ("FABR", 1, 0.2, 0)]
     assert warehouse.rows("SELECT count() FROM {db}.scores") == [(3,)]
 
 
 def test_alert_states_are_kept_as_an_audit_trail(warehouse: Warehouse) -> None:
-    firing = Alert(alert_id="a1", fingerprint="f1", rule="mean_score_below", severity="warning",
-                   ticker="CNTS", fired_at=T0, value=-0.5, threshold=-0.3, window_start=T0,
-                   window_end=T0, documents=3, explanation="x", state="firing")
+    firing = Alert(
+        alert_id="a1",
+        fingerprint="f1",
+        rule="mean_score_below",
+        severity="warning",
+        ticker="CNTS",
+        fired_at=T0,
+        value=-0.5,
+        threshold=-0.3,
+        window_start=T0,
+        window_end=T0,
+        documents=3,
+        explanation="x",
+        state="firing",
+    )
     resolved = firing.model_copy(update={"state": "resolved", "value": 0.1})
     store = Store(warehouse)
     assert store.write_alerts([firing]) == 1
     assert store.write_alerts([firing, resolved]) == 1
     assert warehouse.rows("SELECT state FROM {db}.alerts ORDER BY updated_at") == [
-        ("firing",), ("resolved",)]
+        ("firing",),
+        ("resolved",),
+    ]
 
 
 def test_read_only_queries_refuse_writes(warehouse: Warehouse) -> None:
     with pytest.raises(StoreError, match="readonly"):
-        warehouse.query("INSERT INTO {db}.documents (doc_id) VALUES ('x')",
-                        settings={"readonly": 2})
+        warehouse.query(
+            "INSERT INTO {db}.documents (doc_id) VALUES ('x')", settings={"readonly": 2}
+        )
 
 
 def test_unknown_dsn_and_bad_database_names_are_config_errors(tmp_path: Path) -> None:
