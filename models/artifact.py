@@ -52,18 +52,23 @@ def _read_json(path: Path) -> Any:
     return json.loads(path.read_text("utf-8"))
 
 
-def save(folder: Path, model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase,
-         labels: dict[str, list[str]], config: dict[str, Any],
-         temperatures: dict[str, float]) -> None:
+def save(
+    folder: Path,
+    model: MultiTaskModel,
+    tokenizer: PreTrainedTokenizerBase,
+    labels: dict[str, list[str]],
+    config: dict[str, Any],
+    temperatures: dict[str, float],
+) -> None:
     """Write the weights, encoder config, tokenizer and metadata into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu", torch.float32).contiguous()
-             for k, v in model.state_dict().items()}
+    state = {
+        k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()
+    }
     save_file(state, str(folder / WEIGHTS))
     model.encoder.config.save_pretrained(folder / "encoder")
     tokenizer.save_pretrained(folder / "encoder")
-    for name, value in (("labels", labels), ("config", config),
-                        ("calibration", temperatures)):
+    for name, value in (("labels", labels), ("config", config), ("calibration", temperatures)):
         (folder / f"{name}.json").write_text(json.dumps(value, indent=2) + "\n", "utf-8")
 
 
@@ -87,16 +92,26 @@ def load(folder: Path) -> Artifact:
         config = _read_json(folder / "config.json")
         calibration = folder / "calibration.json"
         temperatures = _read_json(calibration) if calibration.is_file() else {}
-        model = build(str(folder / "encoder"), len(labels["sentiment"]), len(labels["event"]),
-                      pretrained=False)
+        model = build(
+            str(folder / "encoder"),
+            len(labels["sentiment"]),
+            len(labels["event"]),
+            pretrained=False,
+        )
         model.load_state_dict(load_file(str(folder / WEIGHTS)), strict=True)
         tokenizer = AutoTokenizer.from_pretrained(folder / "encoder", local_files_only=True)
     except (OSError, KeyError, ValueError, RuntimeError) as exc:
         msg = f"cannot load the model artifact {folder}: {exc}"
         raise ModelError(msg) from exc
     model.eval()
-    return Artifact(folder.resolve(), model, tokenizer, labels, config,
-                    {k: float(v) for k, v in temperatures.items()})
+    return Artifact(
+        folder.resolve(),
+        model,
+        tokenizer,
+        labels,
+        config,
+        {k: float(v) for k, v in temperatures.items()},
+    )
 
 
 def list_artifacts(root: Path) -> list[Path]:

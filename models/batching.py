@@ -18,11 +18,17 @@ class Bucket:
     attention_mask: torch.Tensor
 
 
-def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str],
-             max_length: int) -> list[list[int]]:
+def tokenize(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
+) -> list[list[int]]:
     """Token ids of each text, truncated to ``max_length`` (special tokens included)."""
-    encoded = tokenizer(list(texts), truncation=True, max_length=max_length,
-                        padding=False, return_attention_mask=False)
+    encoded = tokenizer(
+        list(texts),
+        truncation=True,
+        max_length=max_length,
+        padding=False,
+        return_attention_mask=False,
+    )
     return [list(ids) for ids in encoded["input_ids"]]
 
 
@@ -30,12 +36,12 @@ def buckets(token_ids: Sequence[Sequence[int]], max_batch: int, pad_id: int) -> 
     """Yield batches of at most ``max_batch`` texts of similar length, padded to the longest."""
     order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
     for start in range(0, len(order), max_batch):
-        chosen = order[start:start + max_batch]
+        chosen = order[start : start + max_batch]
         width = max(len(token_ids[i]) for i in chosen)
         ids = torch.full((len(chosen), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(chosen), width), dtype=torch.long)
         for row, i in enumerate(chosen):
             seq = token_ids[i]
-            ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
-            mask[row, :len(seq)] = 1
+            ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            mask[row, : len(seq)] = 1
         yield Bucket(chosen, ids, mask)

@@ -73,19 +73,22 @@ def load_csv(path: Path, task: str) -> list[Example]:
         raise ConfigError(msg) from exc
     unknown = sorted({label for _, label in rows if label not in index})
     if unknown:
-        msg = (f"{path}: labels not in the {task} task: {', '.join(map(repr, unknown))} "
-               f"(known: {', '.join(labels)})")
+        msg = (
+            f"{path}: labels not in the {task} task: {', '.join(map(repr, unknown))} "
+            f"(known: {', '.join(labels)})"
+        )
         raise ConfigError(msg)
     return [Example(text, task, index[label], path.name) for text, label in rows if text.strip()]
 
 
-def stratified_split(examples: Sequence[Example], seed: int = 13, val: float = 0.1,
-                     test: float = 0.1) -> Split:
+def stratified_split(
+    examples: Sequence[Example], seed: int = 13, val: float = 0.1, test: float = 0.1
+) -> Split:
     """Split per label, so every part keeps the label balance; the same seed, the same split."""
     by_label: dict[int, list[Example]] = defaultdict(list)
     for example in examples:
         by_label[example.label].append(example)
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible splits, not secrets
     train_part: list[Example] = []
     val_part: list[Example] = []
     test_part: list[Example] = []
@@ -95,15 +98,16 @@ def stratified_split(examples: Sequence[Example], seed: int = 13, val: float = 0
         n_test = max(1, round(len(group) * test)) if len(group) >= 3 else 0
         n_val = max(1, round(len(group) * val)) if len(group) >= 3 else 0
         test_part += group[:n_test]
-        val_part += group[n_test:n_test + n_val]
-        train_part += group[n_test + n_val:]
+        val_part += group[n_test : n_test + n_val]
+        train_part += group[n_test + n_val :]
     for part in (train_part, val_part, test_part):
         rng.shuffle(part)
     return Split(train_part, val_part, test_part)
 
 
-def load_datasets(folder: Path, names: Sequence[str] = tuple(DATASETS), seed: int = 13,
-                  limit: int | None = None) -> dict[str, Split]:
+def load_datasets(
+    folder: Path, names: Sequence[str] = tuple(DATASETS), seed: int = 13, limit: int | None = None
+) -> dict[str, Split]:
     """Load and split each named data set of ``folder`` (default: all three).
 
     Args:
@@ -116,6 +120,6 @@ def load_datasets(folder: Path, names: Sequence[str] = tuple(DATASETS), seed: in
             raise ConfigError(msg)
         examples = load_csv(folder / name, DATASETS[name])
         if limit is not None and len(examples) > limit:
-            examples = random.Random(seed).sample(examples, limit)
+            examples = random.Random(seed).sample(examples, limit)  # noqa: S311
         splits[name] = stratified_split(examples, seed)
     return splits

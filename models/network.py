@@ -30,8 +30,9 @@ class MultiTaskModel(nn.Module):
         n_event: classes of the event head.
     """
 
-    def __init__(self, encoder: PreTrainedModel, n_sentiment: int, n_event: int,
-                 dropout: float = 0.1) -> None:
+    def __init__(
+        self, encoder: PreTrainedModel, n_sentiment: int, n_event: int, dropout: float = 0.1
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         width = int(encoder.config.hidden_size)
@@ -39,16 +40,24 @@ class MultiTaskModel(nn.Module):
         self.sentiment = nn.Linear(width, n_sentiment)
         self.event = nn.Linear(width, n_event)
 
-    def forward(self, input_ids: torch.Tensor,
-                attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (sentiment logits, event logits) for a padded batch."""
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
         pooled = self.dropout(mean_pool(out.last_hidden_state, attention_mask))
         return self.sentiment(pooled), self.event(pooled)
 
 
-def build(encoder_dir: str, n_sentiment: int, n_event: int, *, pretrained: bool = True,
-          layers: int | None = None, attn: str = "sdpa") -> MultiTaskModel:
+def build(
+    encoder_dir: str,
+    n_sentiment: int,
+    n_event: int,
+    *,
+    pretrained: bool = True,
+    layers: int | None = None,
+    attn: str = "sdpa",
+) -> MultiTaskModel:
     """Build the model on an encoder folder: its weights, or a fresh init of its config.
 
     Args:
@@ -61,12 +70,15 @@ def build(encoder_dir: str, n_sentiment: int, n_event: int, *, pretrained: bool 
     if layers is not None:
         overrides["num_hidden_layers"] = layers
     if pretrained:
-        encoder = AutoModel.from_pretrained(encoder_dir, local_files_only=True,
-                                            attn_implementation=attn, add_pooling_layer=False,
-                                            **overrides)
+        encoder = AutoModel.from_pretrained(
+            encoder_dir,
+            local_files_only=True,
+            attn_implementation=attn,
+            add_pooling_layer=False,
+            **overrides,
+        )
     else:
         for key, value in overrides.items():
             setattr(config, key, value)
-        encoder = AutoModel.from_config(config, attn_implementation=attn,
-                                        add_pooling_layer=False)
+        encoder = AutoModel.from_config(config, attn_implementation=attn, add_pooling_layer=False)
     return MultiTaskModel(encoder, n_sentiment, n_event)
