@@ -37,6 +37,16 @@ class Settings(BaseSettings):
     topic_prefix: str = Field("", description="Prefix of every topic name (a namespace).")
     web_port: int = Field(6066, description="Port of the worker's web server on 127.0.0.1.")
     model: str = Field("lexicon", description="'lexicon' or the path of a trained artifact.")
+    artifacts_dir: Path = Field(
+        Path("artifacts"), description="Where `surveil train` writes model artifacts."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where models run: cuda when available under auto."
+    )
+    threads: int | None = Field(None, ge=1, description="CPU threads for the model.")
+    precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field(
+        "auto", description="Model precision; auto picks the fastest that keeps accuracy."
+    )
     classify_batch: int = Field(64, ge=1, description="Most documents scored in one batch.")
     classify_within: float = Field(0.5, gt=0, description="Seconds to wait to fill a batch.")
     store_batch: int = Field(500, ge=1, description="Most rows inserted in one ClickHouse insert.")

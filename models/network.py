@@ -11,8 +11,8 @@ from transformers.utils import logging as hf_logging
 
 # Loading a truncated or head-less encoder is intended: keep transformers' load report and
 # progress bars out of the worker's log.
-hf_logging.set_verbosity_error()
-hf_logging.disable_progress_bar()
+hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -80,5 +80,7 @@ def build(
     else:
         for key, value in overrides.items():
             setattr(config, key, value)
-        encoder = AutoModel.from_config(config, attn_implementation=attn, add_pooling_layer=False)
+        encoder = AutoModel.from_config(  # type: ignore[no-untyped-call]
+            config, attn_implementation=attn, add_pooling_layer=False
+        )
     return MultiTaskModel(encoder, n_sentiment, n_event)

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from infra.errors import DecodeError
 from models.base import Classifier, TextScore
+from models.taxonomy import event_from_items
 from streams.app import Pipeline
 from streams.records import Document, Rejected, Scored, utcnow
 
@@ -45,6 +46,11 @@ def score_documents(classifier: Classifier, docs: Sequence[Document]) -> list[Sc
     scored_at = utcnow()
     out = []
     for doc, s in zip(docs, scores, strict=True):
+        event_type, event_prob = s.event_type, s.event_prob
+        filed = event_from_items([str(i) for i in doc.meta.get("items", [])])
+        if filed is not None:
+            # A filing says what happened in its 8-K items: that beats any guess from text.
+            event_type, event_prob = filed, 1.0
         for ticker in doc.tickers:
             out.append(
                 Scored(
@@ -61,8 +67,8 @@ def score_documents(classifier: Classifier, docs: Sequence[Document]) -> list[Sc
                     p_neutral=s.probs[1],
                     p_positive=s.probs[2],
                     score=max(-1.0, min(1.0, s.score)),
-                    event_type=s.event_type,
-                    event_prob=s.event_prob,
+                    event_type=event_type,
+                    event_prob=event_prob,
                     relevance=relevance(ticker, doc),
                     model_version=classifier.version,
                     scored_at=scored_at,

@@ -321,6 +321,19 @@ def _print_table(title: str | None, columns: list[str], rows: list[tuple[Any, ..
     console.print(table)
 
 
+def _register() -> None:
+    from surveil.cli_eval import classify_command, eval_command  # noqa: PLC0415
+    from surveil.cli_models import models_group, train_command  # noqa: PLC0415
+
+    cli.add_command(train_command)
+    cli.add_command(eval_command)
+    cli.add_command(classify_command)
+    cli.add_command(models_group)
+
+
+_register()
+
+
 def main() -> None:
     """Entry point of the `surveil` script."""
     cli(prog_name="surveil")

@@ -96,3 +96,19 @@ def test_classify_dead_letters_invalid_documents_with_the_field_at_fault(tmp_pat
     assert "published_at" in got.rejected[0].detail
     assert got.rejected[0].stage == "classify"
     assert "JSON object" in got.rejected[1].detail
+
+
+def test_8k_items_name_the_event_of_a_filing() -> None:
+    now = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
+    filing = Document(
+        doc_id="doc-00009",
+        source="edgar",
+        kind="filing",
+        title="8-K",
+        published_at=now,
+        fetched_at=now,
+        tickers=("NVDA",),
+        meta={"form_type": "8-K", "items": ["5.02", "9.01"]},
+    )
+    [record] = classify.score_documents(FixedModel(), [filing])
+    assert (record.event_type, record.event_prob) == ("officer_change", 1.0)
