@@ -12,7 +12,7 @@ from alerts.rules import ThresholdRule
 from alerts.slack import SlackWebhook
 from infra.broker import ensure_topics
 from infra.settings import Settings
-from models.registry import load_classifier
+from models.registry import Runtime, load_classifier
 from streams import classify, signals, store
 from streams.app import Pipeline, create_pipeline
 from streams.topics import ALL_TOPICS, with_prefix
@@ -24,7 +24,15 @@ log = logging.getLogger(__name__)
 def build(settings: Settings) -> Pipeline:
     """Build the pipeline with every agent registered; opens (and owns) ClickHouse."""
     warehouse = open_warehouse(settings)
-    classifier = load_classifier(settings.model)
+    classifier = load_classifier(
+        settings.model,
+        Runtime(
+            device=settings.device,
+            threads=settings.threads,
+            precision=settings.precision,
+            max_batch=settings.classify_batch,
+        ),
+    )
     pipeline = create_pipeline(worker_config(settings))
     classify.register(pipeline, classifier)
     store.register(pipeline, store.Store(warehouse))
