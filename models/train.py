@@ -302,8 +302,14 @@ def train(
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}")
             if not progress and step % 100 == 0:
-                log.info("epoch %d step %d/%d loss %.4f (%.1f s)", epoch + 1, step, total,
-                         loss.item(), time.monotonic() - started)
+                log.info(
+                    "epoch %d step %d/%d loss %.4f (%.1f s)",
+                    epoch + 1,
+                    step,
+                    total,
+                    loss.item(),
+                    time.monotonic() - started,
+                )
             if in_epoch in eval_points:
                 reports = {
                     name: evaluate_split(model, tokenizer, s.val, cfg) for name, s in splits.items()

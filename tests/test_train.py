@@ -19,10 +19,18 @@ from models.train import TrainConfig, fit_temperature, train
 def tiny(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Path:
     """A 2-layer MiniLM trained for seconds on part of PhraseBank."""
     cfg = TrainConfig(
-        preset="tiny", encoder_dir=str(encoder_dir("small", Path("unused"))),
-        data_dir=str(shared_dir / "datasets"), out_dir=str(tmp_path_factory.mktemp("art")),
-        datasets=("fpb_sentiment.csv",), limit=900, layers=2, epochs=3, batch_size=16,
-        lr=1e-4, threads=2)
+        preset="tiny",
+        encoder_dir=str(encoder_dir("small", Path("unused"))),
+        data_dir=str(shared_dir / "datasets"),
+        out_dir=str(tmp_path_factory.mktemp("art")),
+        datasets=("fpb_sentiment.csv",),
+        limit=900,
+        layers=2,
+        epochs=3,
+        batch_size=16,
+        lr=1e-4,
+        threads=2,
+    )
     return train(cfg, progress=False).path
 
 
