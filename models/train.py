@@ -66,6 +66,7 @@ class TrainConfig:
     limit: int | None = None
     datasets: tuple[str, ...] = tuple(DATASETS)
     class_weighting: bool = True
+    max_minutes: float | None = None
 
 
 @dataclass
@@ -310,7 +311,10 @@ def train(
                     loss.item(),
                     time.monotonic() - started,
                 )
-            if in_epoch in eval_points:
+            out_of_time = (
+                cfg.max_minutes is not None and time.monotonic() - started > cfg.max_minutes * 60
+            )
+            if in_epoch in eval_points or out_of_time:
                 reports = {
                     name: evaluate_split(model, tokenizer, s.val, cfg) for name, s in splits.items()
                 }
@@ -332,10 +336,14 @@ def train(
                     bad_evals += 1
                     if bad_evals >= cfg.patience:
                         stop = True
-                        break
+                        log.info("early stop: %d evaluations without improvement", bad_evals)
+                if out_of_time:
+                    stop = True
+                    log.info("time budget of %.0f minutes used: stopping", cfg.max_minutes)
+                if stop:
+                    break
         bar.close()
         if stop:
-            log.info("early stop after %d evaluations without improvement", cfg.patience)
             break
     if best_state is not None:
         model.load_state_dict(best_state)

@@ -47,6 +47,12 @@ console = Console()
 @click.option("--lora", is_flag=True, help="Train LoRA adapters (needs peft), merged on save.")
 @click.option("--seed", type=int, default=13, show_default=True)
 @click.option(
+    "--max-minutes",
+    type=float,
+    default=None,
+    help="Time budget: evaluate and stop once it is used.",
+)
+@click.option(
     "--threads",
     envvar="SURVEIL_THREADS",
     show_envvar=True,
@@ -78,6 +84,7 @@ def train_command(
     seed: int,
     threads: int | None,
     data_dir: Path | None,
+    max_minutes: float | None,
 ) -> None:
     """Fine-tune the two-head classifier and write a versioned artifact."""
     import torch  # noqa: PLC0415 - heavy
@@ -105,6 +112,7 @@ def train_command(
             layers=layers,
             lora=lora,
             limit=limit,
+            max_minutes=max_minutes,
         )
         console.print(f"training {preset} on {cfg.device} from {encoder}")
         result = train(

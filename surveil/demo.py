@@ -15,7 +15,7 @@ from ingest.base import collect
 from ingest.producer import DocumentProducer
 from ingest.rss import RssSource
 from streams.topics import ALL_TOPICS, with_prefix
-from surveil.runtime import WorkerProcess, is_local, local_kafka, open_warehouse
+from surveil.runtime import WorkerProcess, is_local, local_kafka, open_warehouse, reachable
 from surveil.webhook import WebhookReceiver
 
 SAMPLE_FEED = Path(__file__).parent / "samples" / "demo_feed.xml"
@@ -88,7 +88,7 @@ def run_demo(
     """Run broker (if needed), worker and one ingest; return what landed in ClickHouse."""
     broker = local_kafka(settings)
     started = False
-    if is_local(settings) and not broker.status().running:
+    if is_local(settings) and not reachable(settings.bootstrap_servers):
         echo(f"starting the local Kafka broker on {broker.bootstrap} ...")
         started = broker.start()
     try:

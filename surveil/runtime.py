@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,6 +30,18 @@ def is_local(settings: Settings) -> bool:
     """Whether the configured broker is the one `surveil kafka` manages on this machine."""
     hosts = [s.rsplit(":", 1)[0] for s in settings.bootstrap_servers.split(",")]
     return hosts == ["127.0.0.1"] or hosts == ["localhost"]
+
+
+def reachable(bootstrap: str, timeout: float = 1.0) -> bool:
+    """Whether any broker of a bootstrap list accepts a TCP connection."""
+    for server in bootstrap.split(","):
+        host, _, port = server.rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=timeout):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def local_kafka(settings: Settings) -> LocalKafka:

@@ -16,6 +16,8 @@ import pytest
 
 from infra.broker import BrokerConfig, LocalKafka, free_port
 from infra.settings import Settings
+from models.encoders import encoder_dir
+from models.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 _namespaces = itertools.count(1)
@@ -52,6 +54,25 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_artifact(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Path:
+    """A 2-layer MiniLM trained for seconds on part of PhraseBank: a real, small artifact."""
+    cfg = TrainConfig(
+        preset="tiny",
+        encoder_dir=str(encoder_dir("small", Path("unused"))),
+        data_dir=str(shared_dir / "datasets"),
+        out_dir=str(tmp_path_factory.mktemp("artifacts")),
+        datasets=("fpb_sentiment.csv",),
+        limit=600,
+        layers=2,
+        epochs=3,
+        batch_size=16,
+        lr=1e-4,
+        threads=2,
+    )
+    return train(cfg, progress=False).path
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from infra.settings import Settings
 from ingest.base import collect
 from ingest.producer import DocumentProducer
 from ingest.rss import RssSource
-from surveil.demo import processed
+from surveil.demo import processed, run_demo
 from surveil.runtime import WorkerProcess, open_warehouse
 from surveil.webhook import WebhookReceiver
 
@@ -120,3 +120,19 @@ def test_recorded_feed_lands_once_alerts_once_and_dead_letters_the_bad_entry(
     dead = _dlq(settings)
     assert [d["reason"] for d in dead] == ["empty_entry", "empty_entry"]  # one per run
     assert "neither a title nor a body" in str(dead[0]["detail"])
+
+
+def test_the_worker_scores_with_a_trained_model_when_one_is_configured(
+    make_settings: Callable[..., Settings], tiny_artifact: Path
+) -> None:
+    settings = make_settings(model=str(tiny_artifact), precision="fp32")
+    result = run_demo(settings, timeout=180, echo=lambda *_: None)
+    assert result.documents == 9 and result.scored == 9
+    warehouse = open_warehouse(settings)
+    try:
+        versions = warehouse.rows("SELECT DISTINCT model_version FROM {db}.scores")
+        events = warehouse.rows("SELECT count() FROM {db}.scores WHERE p_neutral < 1")
+    finally:
+        warehouse.close()
+    assert versions == [(tiny_artifact.name,)]
+    assert events == [(9,)]  # probabilities from the model, not the lexicon's counts
