@@ -32,16 +32,21 @@ def tokenize(
     return [list(ids) for ids in encoded["input_ids"]]
 
 
+def pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad token id rows to the longest; return (input_ids, attention_mask)."""
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = 1
+    return ids, mask
+
+
 def buckets(token_ids: Sequence[Sequence[int]], max_batch: int, pad_id: int) -> Iterator[Bucket]:
     """Yield batches of at most ``max_batch`` texts of similar length, padded to the longest."""
     order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
     for start in range(0, len(order), max_batch):
         chosen = order[start : start + max_batch]
-        width = max(len(token_ids[i]) for i in chosen)
-        ids = torch.full((len(chosen), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(chosen), width), dtype=torch.long)
-        for row, i in enumerate(chosen):
-            seq = token_ids[i]
-            ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-            mask[row, : len(seq)] = 1
+        ids, mask = pad([token_ids[i] for i in chosen], pad_id)
         yield Bucket(chosen, ids, mask)

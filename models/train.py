@@ -29,6 +29,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_linear_sche
 from infra.errors import ConfigError
 from models import artifact
 from models.batching import buckets, tokenize
+from models.batching import pad as pad_rows
 from models.data import DATASETS, Example, Split, file_sha256, load_datasets
 from models.metrics import Report, classification_report
 from models.network import MultiTaskModel, build
@@ -112,16 +113,6 @@ def _batches(
         batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     yield from batches
-
-
-def _pad(rows: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        mask[i, : len(row)] = 1
-    return ids, mask
 
 
 @torch.inference_mode()
@@ -281,7 +272,7 @@ def train(
             leave=False,
         )
         for in_epoch, batch in enumerate(_batches(train_set, ids, cfg.batch_size, rng), 1):
-            input_ids, mask = _pad([ids[i] for i in batch], pad)
+            input_ids, mask = pad_rows([ids[i] for i in batch], pad)
             sent_y = torch.tensor(
                 [train_set[i].label if train_set[i].task == "sentiment" else IGNORE for i in batch]
             )
