@@ -69,18 +69,35 @@ def build(
     overrides: dict[str, Any] = {}
     if layers is not None:
         overrides["num_hidden_layers"] = layers
+    try:
+        encoder = _encoder(encoder_dir, config, pretrained, attn, overrides)
+    except ValueError as exc:
+        if attn == "eager" or "attention implementation" not in str(exc):
+            raise
+        # Some encoders (MPNet) have no SDPA kernels in transformers: use plain attention.
+        encoder = _encoder(encoder_dir, config, pretrained, "eager", overrides)
+    return MultiTaskModel(encoder, n_sentiment, n_event)
+
+
+def _encoder(
+    encoder_dir: str,
+    config: PretrainedConfig,
+    pretrained: bool,
+    attn: str,
+    overrides: dict[str, Any],
+) -> PreTrainedModel:
     if pretrained:
-        encoder = AutoModel.from_pretrained(
+        model: PreTrainedModel = AutoModel.from_pretrained(
             encoder_dir,
             local_files_only=True,
             attn_implementation=attn,
             add_pooling_layer=False,
             **overrides,
         )
-    else:
-        for key, value in overrides.items():
-            setattr(config, key, value)
-        encoder = AutoModel.from_config(  # type: ignore[no-untyped-call]
-            config, attn_implementation=attn, add_pooling_layer=False
-        )
-    return MultiTaskModel(encoder, n_sentiment, n_event)
+        return model
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    fresh: PreTrainedModel = AutoModel.from_config(  # type: ignore[no-untyped-call]
+        config, attn_implementation=attn, add_pooling_layer=False
+    )
+    return fresh
