@@ -31,6 +31,7 @@ from models import artifact
 from models.batching import buckets, tokenize
 from models.batching import pad as pad_rows
 from models.data import DATASETS, Example, Split, file_sha256, load_datasets
+from models.encoders import PRESETS
 from models.metrics import Report, classification_report
 from models.network import MultiTaskModel, build
 from models.taxonomy import SENTIMENT, TASKS, TOPICS
@@ -385,7 +386,7 @@ def _finish(
     folder = Path(cfg.out_dir) / f"{cfg.preset}-{stamp}-{digest[:8]}"
     config = {
         **asdict(cfg),
-        "encoder": Path(cfg.encoder_dir).name,
+        "encoder": PRESETS.get(cfg.preset, Path(cfg.encoder_dir).name),
         "created_at": datetime.now(UTC).isoformat(),
         "torch": torch.__version__,
     }
