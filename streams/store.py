@@ -107,24 +107,7 @@ class Store:
         fresh = list({(r.doc_id, r.ticker): r for r in records}.values())
         stored = self._existing("scores", [r.doc_id for r in fresh], ("doc_id", "ticker"))
         rows = [
-            [
-                r.doc_id,
-                r.ticker,
-                r.kind,
-                r.source,
-                r.published_at,
-                r.fetched_at,
-                r.label,
-                r.p_negative,
-                r.p_neutral,
-                r.p_positive,
-                r.score,
-                r.event_type,
-                r.event_prob,
-                r.relevance,
-                r.model_version,
-                r.scored_at,
-            ]
+            [getattr(r, column) for column in SCORE_COLUMNS]
             for r in fresh
             if (r.doc_id, r.ticker) not in stored
         ]
