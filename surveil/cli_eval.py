@@ -34,10 +34,18 @@ def _fail(exc: SurveilError) -> NoReturn:
 
 
 def load_engine(path: Path) -> Scorer:
-    """Load a trained artifact folder as the inference engine, with its default config."""
+    """Load a trained artifact folder as the inference engine, on the configured device,
+    threads and precision (SURVEIL_DEVICE, SURVEIL_THREADS, SURVEIL_PRECISION)."""
     from models.engine import EngineConfig, InferenceEngine  # noqa: PLC0415 - imports torch
 
-    return InferenceEngine.from_path(path, EngineConfig())
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or not hasattr(ctx.obj, "settings"):
+        return InferenceEngine.from_path(path, EngineConfig())
+    settings = ctx.obj.settings()
+    config = EngineConfig(
+        device=settings.device, threads=settings.threads, precision=settings.precision
+    )
+    return InferenceEngine.from_path(path, config)
 
 
 def _min_event_prob() -> float:
