@@ -9,6 +9,7 @@ macro-F1, fixed seeds, temperature scaling on validation, optional LoRA through 
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 import random
@@ -22,11 +23,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 from torch import nn
 from tqdm import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
-from infra.errors import ConfigError
+from infra.errors import ConfigError, ModelError
 from models import artifact
 from models.batching import buckets, tokenize
 from models.batching import pad as pad_rows
@@ -69,6 +71,7 @@ class TrainConfig:
     datasets: tuple[str, ...] = tuple(DATASETS)
     class_weighting: bool = True
     max_minutes: float | None = None
+    init_from: str | None = None
 
 
 @dataclass
@@ -99,6 +102,36 @@ def class_weights(examples: Sequence[Example], task: str) -> torch.Tensor:
         if counts[label]:
             weights[label] = math.sqrt(total / (n_classes * counts[label]))
     return weights / weights[[c for c in range(n_classes) if counts[c]]].mean()
+
+
+def _init_from(model: MultiTaskModel, folder: Path, cfg: TrainConfig) -> None:
+    """Start from a trained artifact's weights (same encoder and layer count).
+
+    The artifact must have been trained on the same splits (seed and data sets), or its
+    training rows would include this run's test rows.
+
+    Raises:
+        ModelError: the folder is not an artifact, was trained on other splits, or its
+            weights do not fit the model.
+    """
+    weights = folder / artifact.WEIGHTS
+    if not artifact.is_artifact(folder):
+        msg = f"--init-from {folder}: not a model artifact"
+        raise ModelError(msg)
+    previous = json.loads((folder / "config.json").read_text("utf-8"))
+    if previous.get("seed") != cfg.seed or list(previous.get("datasets", [])) != list(cfg.datasets):
+        msg = (
+            f"--init-from {folder}: trained with seed {previous.get('seed')} on "
+            f"{previous.get('datasets')}, this run uses seed {cfg.seed} on {list(cfg.datasets)}; "
+            "different splits would leak test rows into training"
+        )
+        raise ModelError(msg)
+    try:
+        model.load_state_dict(load_file(str(weights)), strict=True)
+    except RuntimeError as exc:
+        msg = f"--init-from {folder}: its weights do not fit this preset and layer count: {exc}"
+        raise ModelError(msg) from exc
+    log.info("initialised from %s", folder)
 
 
 def _batches(
@@ -228,6 +261,8 @@ def train(
     model = build(
         cfg.encoder_dir, len(SENTIMENT), len(TOPICS), pretrained=cfg.pretrained, layers=cfg.layers
     )
+    if cfg.init_from:
+        _init_from(model, Path(cfg.init_from), cfg)
     if cfg.lora:
         model = _apply_lora(model, cfg.lora_rank)
     model.to(cfg.device)

@@ -53,6 +53,12 @@ console = Console()
     help="Time budget: evaluate and stop once it is used.",
 )
 @click.option(
+    "--init-from",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Continue from a trained artifact of the same preset (its weights, fresh optimizer).",
+)
+@click.option(
     "--threads",
     envvar="SURVEIL_THREADS",
     show_envvar=True,
@@ -85,6 +91,7 @@ def train_command(
     threads: int | None,
     data_dir: Path | None,
     max_minutes: float | None,
+    init_from: Path | None,
 ) -> None:
     """Fine-tune the two-head classifier and write a versioned artifact."""
     import torch  # noqa: PLC0415 - heavy
@@ -113,6 +120,7 @@ def train_command(
             lora=lora,
             limit=limit,
             max_minutes=max_minutes,
+            init_from=str(init_from) if init_from else None,
         )
         console.print(f"training {preset} on {cfg.device} from {encoder}")
         result = train(

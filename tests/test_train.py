@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from infra.errors import ConfigError
+from infra.errors import ConfigError, ModelError
 from models import artifact
 from models.data import load_csv, stratified_split
-from models.train import fit_temperature
+from models.train import TrainConfig, fit_temperature, train
 
 
 def test_a_tiny_model_beats_chance_on_its_held_out_split(tiny_artifact: Path) -> None:
@@ -59,3 +59,35 @@ def test_temperature_scaling_fits_overconfident_logits() -> None:
     logits[np.arange(400), labels] += 1.0
     assert fit_temperature(logits * 5, labels) > 3.0  # sharpened 5x: undo most of it
     assert 0.5 < fit_temperature(logits, labels) < 2.0
+
+
+def _continue(tiny_artifact: Path, out: Path, seed: int) -> TrainConfig:
+    config = json.loads((tiny_artifact / "config.json").read_text())
+    keep = {k: v for k, v in config.items() if k in TrainConfig.__dataclass_fields__}
+    return TrainConfig(
+        **{
+            **keep,
+            "datasets": tuple(keep["datasets"]),
+            "out_dir": str(out),
+            "epochs": 1,
+            "seed": seed,
+            "init_from": str(tiny_artifact),
+        }
+    )
+
+
+def test_training_continues_from_an_artifact_trained_on_the_same_splits(
+    tiny_artifact: Path, tmp_path: Path
+) -> None:
+    before = json.loads((tiny_artifact / "metrics.json").read_text())["test"]
+    result = train(_continue(tiny_artifact, tmp_path, seed=13), progress=False)
+    after = result.metrics["test"]["fpb_sentiment.csv"]
+    assert after["n"] == before["fpb_sentiment.csv"]["n"]  # the same held-out rows
+    assert after["accuracy"] > 0.5  # it starts trained, and one more epoch keeps it so
+    saved = json.loads((result.path / "config.json").read_text())
+    assert saved["init_from"] == str(tiny_artifact)
+
+
+def test_continuing_on_other_splits_is_refused(tiny_artifact: Path, tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="leak test rows"):
+        train(_continue(tiny_artifact, tmp_path, seed=99), progress=False)
