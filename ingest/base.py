@@ -1,12 +1,25 @@
-"""The Source interface, and the result of one fetch: documents and rejects."""
+"""The Source interface, the result of one fetch, and what every parser shares.
+
+A source turns the raw bytes of one response (a feed, a filing page, an API's JSON) into
+documents and rejects. Fetching is not its business: `ingest.http.Fetcher` fetches politely
+(rate limits, conditional GET, retries), `ingest.tickers.Linker` links and validates tickers,
+and `ingest.runner` strings them together. A source's ``fetch()`` is the plain, impolite way
+for one-off use (``surveil ingest feed``, tests).
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
-from streams.records import Document, Rejected
+from streams.records import Document, Rejected, utcnow
+
+log = logging.getLogger(__name__)
+
+PAYLOAD_MAX_CHARS = 65_536
 
 
 @dataclass
@@ -18,26 +31,60 @@ class Batch:
 
 
 class Source(Protocol):
-    """A place documents come from (a feed, an API, a file)."""
+    """A place documents come from (a feed, an API, a file).
+
+    Attributes:
+        name: unique name, stored with every document (``Document.source``).
+        kind: the ``kind:`` of sources.yaml (``rss``, ``edgar-atom``, ``stocktwits`` ...).
+        url: what the runner fetches: an http(s) URL, a file:// URL or a path.
+    """
 
     name: str
+    kind: str
+    url: str
 
-    def fetch(self) -> Iterable[Document | Rejected]:
-        """Fetch once and yield each document, or a `Rejected` for each bad input."""
+    def parse(self, raw: bytes, fetched_at: datetime) -> Iterable[Document | Rejected]:
+        """Turn one response body into documents, and a `Rejected` for each bad input.
+
+        Never raises on bad input: a body that is not what the kind expects gives one
+        `Rejected` with a specific reason (``malformed_json``, ``not_a_feed`` ...).
+        """
         ...
 
 
-def collect(source: Source) -> Batch:
-    """Run one fetch of a source and split what it yields, documents oldest first.
+def reject(source: str, reason: str, detail: str, payload: bytes | str) -> Rejected:
+    """Build a dead-letter record for an input of ``source``, and log why."""
+    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+    log.warning("%s: rejected (%s): %s", source, reason, detail)
+    return Rejected(
+        reason=reason,
+        detail=detail,
+        stage="ingest",
+        source=source,
+        payload=text[:PAYLOAD_MAX_CHARS],
+    )
+
+
+def split(items: Iterable[Document | Rejected]) -> Batch:
+    """Split parsed items into documents (oldest first) and rejects.
 
     Feeds list the newest entry first; publishing in event-time order lets the per-ticker
     windows downstream see a story unfold as it did.
     """
     batch = Batch()
-    for item in source.fetch():
+    for item in items:
         if isinstance(item, Document):
             batch.documents.append(item)
         else:
             batch.rejected.append(item)
     batch.documents.sort(key=lambda doc: doc.published_at)
     return batch
+
+
+def collect(source: Source, raw: bytes | None = None) -> Batch:
+    """Parse one response of a source (or fetch it plainly, when ``raw`` is None)."""
+    if raw is None:
+        from ingest.http import read_location  # noqa: PLC0415 - avoids an import cycle
+
+        raw = read_location(source.url)
+    return split(source.parse(raw, utcnow()))

@@ -6,69 +6,22 @@ import calendar
 import logging
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import defusedxml.ElementTree as SafeET
 import feedparser
-import httpx
 from defusedxml import DefusedXmlException
 
-from infra.errors import DecodeError, SourceError
+from infra.errors import DecodeError
+from ingest.base import reject
 from ingest.text import clean_text, find_tickers, is_symbol, unique
 from streams.records import Document, Rejected, stable_id, utcnow
 
 log = logging.getLogger(__name__)
 
-MAX_FEED_BYTES = 10 * 1024 * 1024
 # Namespaced elements that name the entry's security, as feedparser flattens them.
 _SYMBOL_KEYS = ("sa_symbol", "ndaq_issuesymbol")
 _SYMBOL_NAMES = frozenset({"symbol", "issuesymbol"})
-
-
-def read_location(
-    location: str,
-    *,
-    timeout: float = 20.0,
-    max_bytes: int = MAX_FEED_BYTES,
-    user_agent: str = "surveil/0.1",
-) -> bytes:
-    """Return the raw bytes of a feed from an http(s) URL, a file:// URL or a path.
-
-    Raises:
-        SourceError: the feed could not be fetched, or is larger than ``max_bytes``.
-    """
-    if location.startswith(("http://", "https://")):
-        try:
-            with httpx.stream(
-                "GET",
-                location,
-                timeout=timeout,
-                follow_redirects=True,
-                headers={"User-Agent": user_agent},
-            ) as response:
-                response.raise_for_status()
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > max_bytes:
-                        msg = f"{location}: response larger than {max_bytes} bytes"
-                        raise SourceError(msg)
-                    chunks.append(chunk)
-                return b"".join(chunks)
-        except httpx.HTTPError as exc:
-            msg = f"{location}: {exc}"
-            raise SourceError(msg) from exc
-    path = Path(location.removeprefix("file://"))
-    try:
-        if path.stat().st_size > max_bytes:
-            msg = f"{path}: file larger than {max_bytes} bytes"
-            raise SourceError(msg)
-        return path.read_bytes()
-    except OSError as exc:
-        msg = f"{path}: {exc.strerror or exc}"
-        raise SourceError(msg) from exc
 
 
 class RssSource:
@@ -76,34 +29,31 @@ class RssSource:
 
     Args:
         name: the source's name, stored with every document.
-        location: an http(s) URL, a file:// URL or a local path.
+        url: an http(s) URL, a file:// URL or a local path.
         tickers: tickers every document of this feed is about (e.g. a per-symbol feed).
         body_max_chars: bodies are cut to this many characters.
     """
 
+    kind = "rss"
+
     def __init__(
         self,
         name: str,
-        location: str,
+        url: str,
         *,
         tickers: Sequence[str] = (),
         body_max_chars: int = 20_000,
-        timeout: float = 20.0,
     ) -> None:
         self.name = name
-        self.location = location
+        self.url = url
         self.tickers = tuple(tickers)
         self.body_max_chars = body_max_chars
-        self.timeout = timeout
 
-    def fetch(self) -> Iterator[Document | Rejected]:
-        """Fetch the feed once and yield its entries."""
-        raw = read_location(self.location, timeout=self.timeout)
-        yield from self.parse(raw)
-
-    def parse(self, raw: bytes) -> Iterator[Document | Rejected]:
+    def parse(
+        self, raw: bytes, fetched_at: datetime | None = None
+    ) -> Iterator[Document | Rejected]:
         """Parse feed bytes into documents and rejects."""
-        fetched_at = utcnow()
+        fetched_at = fetched_at or utcnow()
         parsed = feedparser.parse(raw)
         if parsed.bozo and not parsed.entries:
             exc = parsed.get("bozo_exception")
@@ -166,11 +116,7 @@ class RssSource:
         )
 
     def _reject(self, reason: str, detail: str, payload: bytes | str) -> Rejected:
-        text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
-        log.warning("%s: rejected (%s): %s", self.name, reason, detail)
-        return Rejected(
-            reason=reason, detail=detail, stage="ingest", source=self.name, payload=text[:65_536]
-        )
+        return reject(self.name, reason, detail, payload)
 
 
 def declared_symbols(raw: bytes) -> list[list[str]] | None:

@@ -1,4 +1,4 @@
-"""Turn markup into clean text, and find tickers in it."""
+"""Decode bytes, turn markup into clean text, and find tickers in it."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from html.parser import HTMLParser
+
+from charset_normalizer import from_bytes
 
 _BLOCK_TAGS = frozenset({"p", "br", "div", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "table"})
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
@@ -41,6 +43,55 @@ class _TextExtractor(HTMLParser):
     def handle_data(self, data: str) -> None:
         if not self._skip:
             self.parts.append(data)
+
+
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+# Single-byte Latin code pages tell each other apart badly; Western (cp1252) is likelier here.
+_LATIN = frozenset(
+    {"cp1250", "cp1252", "cp1254", "latin_1", "iso8859_2", "iso8859_9", "iso8859_15", "mac_roman"}
+)
+_DECLARED = re.compile(rb"""(?:encoding|charset)\s*=\s*["']?([A-Za-z0-9._-]+)""")
+
+
+def decode(raw: bytes, declared: str | None = None) -> tuple[str, str]:
+    """Return the text of ``raw`` and the encoding it was read with.
+
+    The order: a byte-order mark, then UTF-8, then the encoding the body or the
+    Content-Type declares, then detection (charset-normalizer), then cp1252, which
+    decodes any byte. A wrong declaration never wins over valid UTF-8.
+    """
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            return raw.decode(encoding, "replace"), encoding
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    found = _DECLARED.search(raw[:1024])
+    for name in (declared, found.group(1).decode("ascii") if found else None):
+        if not name:
+            continue
+        try:
+            return raw.decode(name), name.lower()
+        except (LookupError, UnicodeDecodeError):
+            continue
+    # Without NUL bytes the input is no UTF-16/32; detection on a few bytes is a guess.
+    wide = ["utf_16", "utf_16_be", "utf_16_le", "utf_32", "utf_32_be", "utf_32_le"]
+    best = (
+        from_bytes(raw[:65_536], cp_exclusion=wide if b"\x00" not in raw else None).best()
+        if len(raw) >= 64
+        else None
+    )
+    if best is not None and best.encoding not in _LATIN:
+        try:
+            return raw.decode(best.encoding), best.encoding
+        except (LookupError, UnicodeDecodeError):
+            pass
+    return raw.decode("cp1252", "replace"), "cp1252"
 
 
 def clean_text(markup: str, limit: int | None = None) -> str:

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from infra.errors import SourceError
 from ingest.base import collect
-from ingest.rss import RssSource, read_location
+from ingest.http import read_location
+from ingest.rss import RssSource
 from ingest.text import is_symbol
 from streams.records import Document, Rejected, stable_id
 
@@ -302,9 +303,9 @@ def test_read_location_over_http(serve: Callable[[Routes], str], sa_raw: bytes) 
         read_location(f"{base}/feed", max_bytes=1_000)
 
 
-def test_fetch_over_http(serve: Callable[[Routes], str], sa_raw: bytes) -> None:
+def test_collect_over_http(serve: Callable[[Routes], str], sa_raw: bytes) -> None:
     base = serve({"/feed": (200, sa_raw)})
-    docs = list(RssSource("sa", f"{base}/feed").fetch())
+    docs = collect(RssSource("sa", f"{base}/feed")).documents
     assert len(docs) == 30
     assert {doc.source for doc in docs} == {"sa"}
 
