@@ -1,0 +1,227 @@
+"""StockTwits API v2 symbol streams, and what the social sources share.
+
+``post_text``, ``split_post`` and ``cashtags`` are also used by `ingest.tweets` and
+`ingest.reddit`: a social post is plain text with HTML entities, read the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from ingest.base import reject
+from ingest.text import clean_text, decode, find_tickers, is_symbol, unique
+from streams.records import Document, Rejected, stable_id, utcnow
+
+# Posts are short, like headlines: the whole post is the title unless it is longer than this.
+TITLE_MAX_CHARS = 1_000
+# A title cut at a space no earlier than this keeps its last word whole.
+_WORD_CUT_FROM = 800
+# StockTwits writes crypto pairs as BTC.X, which looks like a class share to `is_symbol`.
+_CRYPTO_SUFFIX = ".X"
+# Control characters other than tab and newline are noise in text (NULs from broken exports).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def post_text(markup: str) -> str:
+    """Return the visible text of a plain-text post whose HTML entities are escaped.
+
+    Posts are not HTML: ``TSLA <100`` must survive, so ``<`` is never read as a tag. Entities
+    are unescaped exactly once (``&amp;lt;`` stays ``&lt;``).
+    """
+    text = _CONTROL.sub("", html.unescape(markup))
+    return clean_text(html.escape(text, quote=False))
+
+
+def split_post(text: str, body_max_chars: int) -> tuple[str, str]:
+    """Return (title, body): the whole post as title, the rest of a long post as the body.
+
+    Args:
+        text: the clean text of the post.
+        body_max_chars: the body is cut to this many characters.
+    """
+    if len(text) <= TITLE_MAX_CHARS:
+        return text, ""
+    cut = max(text.rfind(sep, _WORD_CUT_FROM, TITLE_MAX_CHARS + 1) for sep in " \n")
+    cut = cut if cut > 0 else TITLE_MAX_CHARS
+    return text[:cut].rstrip(), text[cut:].lstrip()[:body_max_chars]
+
+
+def cashtags(text: str) -> list[str]:
+    """Return the ``$TICKER`` cashtags written in text, in order."""
+    return [ticker for ticker in find_tickers(text) if f"${ticker}" in text]
+
+
+def equity_symbols(values: Sequence[str]) -> list[str]:
+    """Return the values that are equity symbols, without repeats (crypto pairs left out)."""
+    return [v for v in unique(values) if is_symbol(v) and not v.endswith(_CRYPTO_SUFFIX)]
+
+
+def read_json(source: str, raw: bytes) -> tuple[Any, str] | Rejected:
+    """Decode and parse a JSON body, or return the `Rejected` that says why it is none.
+
+    Args:
+        source: the source's name, for the reject.
+        raw: the response body.
+    """
+    if not raw.strip():
+        return reject(source, "empty_input", "the input is empty", raw)
+    text, encoding = decode(raw)
+    try:
+        return json.loads(text), encoding
+    except (json.JSONDecodeError, RecursionError) as exc:
+        return reject(source, "malformed_json", f"not JSON: {exc}", raw)
+
+
+def encoding_meta(encoding: str) -> dict[str, Any]:
+    """Return the meta entry that records an encoding other than UTF-8."""
+    return {} if encoding in ("utf-8", "utf-8-sig") else {"encoding": encoding}
+
+
+class StocktwitsSource:
+    """A StockTwits ``streams/symbol`` response: one document per message.
+
+    Args:
+        name: the source's name, stored with every document.
+        url: an http(s) URL, a file:// URL or a local path.
+        tickers: tickers every document of this stream is about.
+        body_max_chars: bodies are cut to this many characters.
+    """
+
+    kind = "stocktwits"
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        tickers: Sequence[str] = (),
+        body_max_chars: int = 20_000,
+    ) -> None:
+        self.name = name
+        self.url = url
+        self.tickers = tuple(tickers)
+        self.body_max_chars = body_max_chars
+
+    def parse(
+        self, raw: bytes, fetched_at: datetime | None = None
+    ) -> Iterator[Document | Rejected]:
+        """Parse a stream response into documents and rejects."""
+        fetched_at = fetched_at or utcnow()
+        read = read_json(self.name, raw)
+        if isinstance(read, Rejected):
+            yield read
+            return
+        stream, encoding = read
+        if not isinstance(stream, dict):
+            kind = type(stream).__name__
+            yield self._reject("not_a_stocktwits_stream", f"a JSON {kind}, not an object", raw)
+            return
+        response = stream.get("response")
+        status = response.get("status") if isinstance(response, dict) else None
+        if status is not None and str(status) != "200":
+            yield self._reject("api_error", f"status {status}: {_errors(stream)}", raw)
+            return
+        messages = stream.get("messages")
+        if not isinstance(messages, list):
+            detail = "no messages list in the response"
+            yield self._reject("not_a_stocktwits_stream", detail, raw)
+            return
+        for index, message in enumerate(messages):
+            yield self._message(index, message, fetched_at, encoding)
+
+    def _message(
+        self, index: int, message: Any, fetched_at: datetime, encoding: str
+    ) -> Document | Rejected:
+        payload = json.dumps(message, ensure_ascii=False, default=str)
+        if not isinstance(message, dict):
+            detail = f"message {index}: a JSON {type(message).__name__}, not an object"
+            return self._reject("missing_field", detail, payload)
+        message_id = message.get("id")
+        body = message.get("body")
+        if not isinstance(message_id, int | str) or isinstance(message_id, bool) or not message_id:
+            return self._reject("missing_field", f"message {index}: no id", payload)
+        if not isinstance(body, str):
+            return self._reject("missing_field", f"message {index}: no body", payload)
+        text = post_text(body)
+        if not text:
+            return self._reject("empty_text", f"message {index}: the body has no text", payload)
+        meta: dict[str, Any] = encoding_meta(encoding)
+        published = fetched_at
+        created = message.get("created_at")
+        if created is None:
+            meta["published_missing"] = True
+        else:
+            parsed = _timestamp(created)
+            if parsed is None:
+                detail = f"message {index}: bad created_at {created!r}"
+                return self._reject("bad_date", detail, payload)
+            published = parsed
+        author = _string(message.get("user"), "username")
+        listed = message.get("symbols")
+        symbols = [
+            s["symbol"].upper()
+            for s in (listed if isinstance(listed, list) else [])
+            if isinstance(s, dict) and isinstance(s.get("symbol"), str)
+        ]
+        tags = cashtags(text)
+        meta |= {"author": author, "cashtags": tags, "symbols": symbols}
+        meta["user_sentiment"] = _sentiment(message.get("entities"))
+        likes = message.get("likes")
+        if isinstance(likes, dict) and isinstance(likes.get("total"), int):
+            meta["likes"] = likes["total"]
+        title, rest = split_post(text, self.body_max_chars)
+        url = f"https://stocktwits.com/{author}/message/{message_id}" if author else ""
+        return Document(
+            doc_id=stable_id("stocktwits", str(message_id)),
+            source=self.name,
+            kind="social",
+            url=url,
+            title=title,
+            body=rest,
+            published_at=published,
+            fetched_at=fetched_at,
+            tickers=tuple(equity_symbols([*symbols, *tags, *self.tickers])),
+            meta=meta,
+        )
+
+    def _reject(self, reason: str, detail: str, payload: bytes | str) -> Rejected:
+        return reject(self.name, reason, detail, payload)
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    # The API writes UTC with a Z; a stamp without a zone is read as UTC too.
+    try:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00, before datetime.min in UTC
+        return None
+
+
+def _string(value: Any, key: str) -> str | None:
+    found = value.get(key) if isinstance(value, dict) else None
+    return found if isinstance(found, str) and found else None
+
+
+def _sentiment(entities: Any) -> str | None:
+    sentiment = entities.get("sentiment") if isinstance(entities, dict) else None
+    basic = sentiment.get("basic") if isinstance(sentiment, dict) else None
+    return basic.lower() if isinstance(basic, str) and basic else None
+
+
+def _errors(stream: dict[str, Any]) -> str:
+    errors = stream.get("errors")
+    if isinstance(errors, list):
+        return "; ".join(
+            str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors
+        )
+    return "no error message"
