@@ -1,0 +1,490 @@
+"""SEC EDGAR filings: the current-filings Atom feed, index pages, documents, submissions JSON.
+
+Four sources, one per thing EDGAR serves, each giving ``kind="filing"`` documents:
+
+- `EdgarAtomSource` (``edgar-atom``): the "latest filings" Atom feed, one document per
+  filing although the feed repeats a filing once per party (Filer, Reporting, Issuer ...).
+- `EdgarIndexSource` (``edgar-index``): a filing's ``-index.html`` page.
+- `EdgarDocSource` (``edgar-doc``, in `ingest.edgar_doc`): a primary document as clean text.
+- `EdgarSubmissionsSource` (``edgar-submissions``): data.sec.gov submissions JSON, one
+  document per filing listed.
+
+Each representation of a filing is its own document, ``doc_id = stable_id("sec", kind,
+accession)``; ``meta["accession"]`` links them. ``meta`` always carries ``form_type``,
+``items`` (8-K items such as ``"2.02"``), ``cik``, ``ciks`` (the companies: issuer, subject,
+filer, filed by; reporting insiders are left out, see `COMPANY_ROLES`), ``company``,
+``accession`` and ``filed_at`` (ISO date). ``tickers`` holds only tickers the input states
+outright (the submissions JSON's, the source's own): mapping CIKs to tickers is the
+linker's work.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException, EntitiesForbidden
+
+from infra.errors import DecodeError
+from ingest.base import reject
+from ingest.edgar_doc import (
+    COMPANY_ROLES,
+    EASTERN,
+    SEC,
+    EdgarDocSource,
+    accession_of,
+    archive_url,
+    cik_of,
+    company_parties,
+    eastern,
+    filing_document,
+    filing_title,
+    form_matches,
+    index_url,
+    iso_date,
+    item_label,
+    lead_item,
+)
+from ingest.text import clean_text, decode
+from streams.records import Document, Rejected, utcnow
+
+__all__ = [
+    "COMPANY_ROLES",
+    "EdgarAtomSource",
+    "EdgarDocSource",
+    "EdgarIndexSource",
+    "EdgarSubmissionsSource",
+]
+
+_ATOM = "{http://www.w3.org/2005/Atom}"
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+_HTML_START = re.compile(r"<!DOCTYPE\s+html|<html\b", re.IGNORECASE)
+# "4 - Smith John (0001234567) (Reporting)"; names may hold " - " and parentheses.
+_ENTRY_TITLE = re.compile(r"^(.+?) - (.*) \((\d{1,10})\) \(([^()]+)\)$", re.DOTALL)
+_ITEM_LINE = re.compile(r"^Item\s+([0-9][\w.]*):\s*(.*)$", re.MULTILINE)
+_FILED = re.compile(r"Filed:\s*(\d{4}-\d{2}-\d{2})")
+
+
+class _FilingSource:
+    """What the EDGAR sources share: configuration, and bad input turned into a reject."""
+
+    kind = ""
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        forms: Sequence[str] = (),
+        tickers: Sequence[str] = (),
+        body_max_chars: int = 20_000,
+    ) -> None:
+        self.name = name
+        self.url = url
+        self.forms = tuple(forms)
+        self.tickers = tuple(tickers)
+        self.body_max_chars = body_max_chars
+
+    def _reject(self, err: DecodeError, payload: bytes | str) -> Rejected:
+        return reject(self.name, err.reason, err.detail, payload)
+
+
+class EdgarAtomSource(_FilingSource):
+    """The EDGAR current-filings Atom feed: one document per filing (accession number).
+
+    Args:
+        name: the source's name, stored with every document.
+        url: the feed's URL (``browse-edgar?action=getcurrent&output=atom``) or a path.
+        forms: form types to keep ("8-K" also keeps "8-K/A"); empty keeps all.
+        tickers: tickers every document of this feed is about.
+        body_max_chars: bodies are cut to this many characters.
+    """
+
+    kind = "edgar-atom"
+
+    def parse(
+        self, raw: bytes, fetched_at: datetime | None = None
+    ) -> Iterator[Document | Rejected]:
+        """Parse feed bytes into one document per filing, and rejects."""
+        fetched_at = fetched_at or utcnow()
+        entries, problem = _read_atom(raw)
+        filings: dict[str, list[dict[str, str]]] = {}
+        for index, entry in enumerate(entries):
+            accession = accession_of(entry.get("id", ""), entry.get("summary", ""))
+            if accession is None:
+                err = DecodeError(
+                    "missing_field", f"entry {index}: no accession number in id or summary"
+                )
+                yield self._reject(err, repr(entry))
+            elif not entry.get("term") and not _ENTRY_TITLE.match(entry.get("title", "")):
+                err = DecodeError("missing_field", f"entry {index}: no form type")
+                yield self._reject(err, repr(entry))
+            else:
+                filings.setdefault(accession, []).append(entry)
+        for accession, group in filings.items():
+            document = self._document(accession, group, fetched_at)
+            if form_matches(document.meta["form_type"], self.forms):
+                yield document
+        if problem is not None:
+            yield self._reject(problem, raw)
+
+    def _document(
+        self, accession: str, group: list[dict[str, str]], fetched_at: datetime
+    ) -> Document:
+        parties: list[dict[str, Any]] = []
+        links: dict[int, str] = {}
+        form = ""
+        for entry in group:
+            title = _ENTRY_TITLE.match(entry.get("title", ""))
+            form = form or entry.get("term", "") or (title.group(1) if title else "")
+            if title:
+                name, role = title.group(2).strip(), title.group(4)
+                party: dict[str, Any] = {"cik": int(title.group(3)), "name": name, "role": role}
+                if party not in parties:
+                    parties.append(party)
+                links.setdefault(party["cik"], entry.get("link", ""))
+        companies = company_parties(parties)
+        cik = companies[0]["cik"] if companies else None
+        summary = clean_text(group[0].get("summary", ""))
+        items = [(m.group(1), m.group(2).strip()) for m in _ITEM_LINE.finditer(summary)]
+        named = companies or parties
+        company = companies[0]["name"] if companies else None
+        lead = lead_item(items)
+        others = [f"{p['name']} ({p['role']})" for p in parties if p not in named]
+        if not lead and others:
+            lead = "; ".join(others[:2]) + (f" and {len(others) - 2} more" if others[2:] else "")
+        filed = _FILED.search(summary)
+        roster = "\n".join(f"{p['name']} (CIK {p['cik']}) {p['role']}" for p in parties)
+        url = links.get(cik or -1) or group[0].get("link", "") or index_url(cik, accession)
+        return filing_document(
+            self.name,
+            self.kind,
+            accession=accession,
+            url=url,
+            title=filing_title(company or (named[0]["name"] if named else None), form, lead),
+            body=f"{summary}\n{roster}".strip()[: self.body_max_chars],
+            published=_timestamp(group[0].get("updated", "")),
+            fetched_at=fetched_at,
+            tickers=self.tickers,
+            meta={
+                "form_type": form,
+                "items": [number for number, _ in items],
+                "cik": cik,
+                "ciks": [p["cik"] for p in companies],
+                "company": company,
+                "filed_at": iso_date(filed.group(1)) if filed else None,
+                "parties": parties,
+            },
+        )
+
+
+class _AtomEntries:
+    """Parser target keeping the fields of each complete Atom entry as the parser meets it.
+
+    A target (rather than a tree) keeps every entry before the point where a cut-off or
+    corrupt feed stops parsing.
+    """
+
+    def __init__(self) -> None:
+        self.root: str | None = None
+        self.entries: list[dict[str, str]] = []
+        self._entry: dict[str, str] | None = None
+        self._text: list[str] = []
+
+    def start(self, tag: str, attrs: Mapping[str, str]) -> None:
+        self.root = self.root or tag
+        self._text = []
+        if tag == f"{_ATOM}entry":
+            self._entry = {}
+        elif self._entry is not None and tag == f"{_ATOM}link":
+            self._entry.setdefault("link", attrs.get("href", ""))
+        elif self._entry is not None and tag == f"{_ATOM}category":
+            self._entry.setdefault("term", attrs.get("term", "").strip())
+
+    def data(self, text: str) -> None:
+        self._text.append(text)
+
+    def end(self, tag: str) -> None:
+        if self._entry is None:
+            return
+        if tag == f"{_ATOM}entry":
+            self.entries.append(self._entry)
+            self._entry = None
+        elif tag.removeprefix(_ATOM) in ("title", "id", "updated", "summary"):
+            self._entry[tag.removeprefix(_ATOM)] = "".join(self._text).strip()
+
+    def close(self) -> None:
+        """Finish parsing (the parser's protocol); the entries are already kept."""
+
+
+def _read_atom(raw: bytes) -> tuple[list[dict[str, str]], DecodeError | None]:
+    """Return the complete entries of an Atom feed, and what went wrong, if anything."""
+    text = decode(raw)[0]
+    if not text.strip():
+        return [], DecodeError("not_a_feed", "empty input")
+    # decode() chose the encoding (valid UTF-8 wins over a wrong declaration): say so to expat.
+    data = _XML_DECLARATION.sub('<?xml version="1.0" encoding="utf-8"?>', text, count=1)
+    target = _AtomEntries()
+    parser = SafeET.XMLParser(target=target)
+    try:
+        parser.feed(data.encode("utf-8", "replace"))
+        parser.close()
+    except EntitiesForbidden as exc:
+        # An entity with a system id reads a file or URL (XXE); one without expands (a bomb).
+        if getattr(exc, "sysid", None):
+            return [], DecodeError("unsafe_xml", f"external entities are refused: {exc}")
+        return [], DecodeError("xml_bomb", f"entity declarations are refused: {exc}")
+    except DefusedXmlException as exc:
+        return [], DecodeError("unsafe_xml", f"external references are refused: {exc}")
+    except SafeET.ParseError as exc:
+        if target.root is None or target.root != f"{_ATOM}feed":
+            html = target.root in ("html", "{http://www.w3.org/1999/xhtml}html")
+            if html or (target.root is None and _HTML_START.search(text[:2_000])):
+                return [], DecodeError("not_a_feed", f"an HTML page, not a feed: {exc}")
+            if target.root is not None:
+                return [], DecodeError("not_a_feed", f"root element {target.root}: {exc}")
+            return [], DecodeError("malformed_feed", f"not well-formed XML: {exc}")
+        detail = f"feed breaks off after {len(target.entries)} complete entries: {exc}"
+        return target.entries, DecodeError("malformed_feed", detail)
+    if target.root != f"{_ATOM}feed":
+        return [], DecodeError("not_a_feed", f"root element is {target.root}, not an Atom feed")
+    return target.entries, None
+
+
+def _timestamp(value: str) -> datetime | None:
+    """Return an ISO 8601 time as UTC; a time without zone is EDGAR's US Eastern."""
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=EASTERN)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        return None
+
+
+class EdgarIndexSource(_FilingSource):
+    """A filing's index page (``{accession}-index.html``): one document.
+
+    Args:
+        name: the source's name, stored with every document.
+        url: the index page's URL or a path.
+        forms: form types to keep ("8-K" also keeps "8-K/A"); empty keeps all.
+        tickers: tickers every document of this source is about.
+        body_max_chars: bodies are cut to this many characters.
+    """
+
+    kind = "edgar-index"
+
+    def parse(
+        self, raw: bytes, fetched_at: datetime | None = None
+    ) -> Iterator[Document | Rejected]:
+        """Parse an index page into one document (none if its form is filtered out), or a reject."""
+        fetched_at = fetched_at or utcnow()
+        try:
+            document = self._document(decode(raw)[0], fetched_at)
+        except DecodeError as err:
+            yield self._reject(err, raw)
+            return
+        if form_matches(document.meta["form_type"], self.forms):
+            yield document
+
+    def _document(self, page: str, fetched_at: datetime) -> Document:
+        form_name = clean_text(_div(page, r'id="formName"'))
+        form = re.match(r"Form\s+(.+?)\s+-\s*(.*?):?$", form_name, re.DOTALL)
+        accession = accession_of(clean_text(_div(page, r'id="secNum"')))
+        if form is None or accession is None:
+            reason, msg = "not_a_filing_index", "no form name or accession number on the page"
+            raise DecodeError(reason, msg)
+        info = {
+            clean_text(head): clean_text(value)
+            for head, value in re.findall(
+                r'<div class="infoHead">(.*?)</div>\s*<div class="info">(.*?)</div>', page, re.S
+            )
+        }
+        items = [
+            (m.group(1), m.group(2).strip()) for m in _ITEM_LINE.finditer(info.get("Items", ""))
+        ]
+        parties = []
+        for span in re.findall(r'<span class="companyName">(.*?)</span>', page, re.DOTALL):
+            found = re.match(r"(.*?)\s*\(([^()]+)\)\s*CIK:\s*(\d{1,10})", clean_text(span), re.S)
+            if found:
+                party = {"cik": int(found.group(3)), "name": found.group(1), "role": found.group(2)}
+                parties.append(party)
+        companies = company_parties(parties)
+        cik = companies[0]["cik"] if companies else None
+        company = companies[0]["name"] if companies else None
+        table = page.find('class="tableFile"')
+        href = re.search(r'href="([^"]+)"', page[table:]) if table >= 0 else None
+        primary = href.group(1).removeprefix("/ix?doc=") if href else None
+        if primary and primary.startswith("/"):
+            primary = SEC + primary
+        form_type = form.group(1).strip()
+        lead = lead_item(items) or form.group(2).strip()
+        lines = [form_name, *(f"{head}: {value}" for head, value in info.items())]
+        lines += [f"{p['name']} (CIK {p['cik']}) {p['role']}" for p in parties]
+        url = self.url if self.url.startswith("http") else index_url(cik, accession)
+        return filing_document(
+            self.name,
+            self.kind,
+            accession=accession,
+            url=url,
+            title=filing_title(company, form_type, lead),
+            body="\n".join(lines)[: self.body_max_chars],
+            published=eastern(info.get("Accepted", ""), "%Y-%m-%d %H:%M:%S"),
+            fetched_at=fetched_at,
+            tickers=self.tickers,
+            meta={
+                "form_type": form_type,
+                "items": [number for number, _ in items],
+                "cik": cik,
+                "ciks": [p["cik"] for p in companies],
+                "company": company,
+                "filed_at": iso_date(info.get("Filing Date", "")),
+                "period_of_report": iso_date(info.get("Period of Report", "")),
+                "primary_document": primary,
+                "parties": parties,
+            },
+        )
+
+
+def _div(page: str, attribute: str) -> str:
+    found = re.search(rf"<div {attribute}>(.*?)</div>", page, re.DOTALL)
+    return found.group(1) if found else ""
+
+
+class EdgarSubmissionsSource(_FilingSource):
+    """data.sec.gov submissions JSON (``CIK##########.json`` or a ``-submissions-NNN``
+    overflow page): one document per filing listed.
+
+    Args:
+        name: the source's name, stored with every document.
+        url: the JSON's URL or a path; an overflow page's CIK comes from its name.
+        forms: form types to keep ("8-K" also keeps "8-K/A"); empty keeps all.
+        tickers: tickers every document of this source is about (added to the JSON's).
+        body_max_chars: bodies are cut to this many characters.
+    """
+
+    kind = "edgar-submissions"
+
+    def parse(
+        self, raw: bytes, fetched_at: datetime | None = None
+    ) -> Iterator[Document | Rejected]:
+        """Parse submissions JSON into documents, and a reject per unusable row."""
+        fetched_at = fetched_at or utcnow()
+        try:
+            data = json.loads(decode(raw)[0])
+        except (ValueError, RecursionError) as exc:
+            yield self._reject(DecodeError("malformed_json", str(exc)[:200]), raw)
+            return
+        try:
+            company, cik, tickers, columns = self._company(data)
+        except DecodeError as err:
+            yield self._reject(err, raw)
+            return
+        where = "filings.recent." if "filings" in data else ""
+        for row in range(len(columns["accessionNumber"])):
+            values = {key: _cell(column, row) for key, column in columns.items()}
+            try:
+                document = self._document(values, company, cik, tickers, fetched_at)
+            except DecodeError as err:
+                detail = f"{where}{err.detail}[{row}]"
+                yield self._reject(DecodeError(err.reason, detail), json.dumps(values))
+                continue
+            if form_matches(document.meta["form_type"], self.forms):
+                yield document
+
+    def _company(self, data: Any) -> tuple[str | None, int, list[str], dict[str, list[Any]]]:
+        """Return the company, CIK, tickers and filing columns of a submissions file."""
+        if not isinstance(data, dict):
+            reason, msg = "not_a_submissions_file", f"a JSON {type(data).__name__}, not object"
+            raise DecodeError(reason, msg)
+        filings = data.get("filings")
+        columns = filings.get("recent") if isinstance(filings, dict) else data
+        if not isinstance(columns, dict) or not isinstance(columns.get("accessionNumber"), list):
+            reason, msg = "not_a_submissions_file", "no accessionNumber list in filings.recent"
+            raise DecodeError(reason, msg)
+        columns = {k: v for k, v in columns.items() if isinstance(v, list)}
+        cik_text = str(data.get("cik", "")).strip()
+        cik = int(cik_text) if cik_text.isdigit() and len(cik_text) <= 10 else cik_of(self.url)
+        if cik is None:
+            reason, msg = "missing_field", "cik: not in the file nor in the source URL"
+            raise DecodeError(reason, msg)
+        raw_tickers = data.get("tickers")
+        listed = raw_tickers if isinstance(raw_tickers, list) else []
+        tickers = [t.upper() for t in listed if isinstance(t, str) and t]
+        name = data.get("name")
+        return (name if isinstance(name, str) and name else None), cik, tickers, columns
+
+    def _document(
+        self,
+        row: dict[str, str],
+        company: str | None,
+        cik: int,
+        tickers: list[str],
+        fetched_at: datetime,
+    ) -> Document:
+        accession, form = row.get("accessionNumber", ""), row.get("form", "")
+        if not accession_of(accession):
+            reason, field = "missing_field", "accessionNumber"
+            raise DecodeError(reason, field)
+        if not form:
+            reason, field = "missing_field", "form"
+            raise DecodeError(reason, field)
+        items = [item.strip() for item in row.get("items", "").split(",") if item.strip()]
+        primary = row.get("primaryDocument", "")
+        description = row.get("primaryDocDescription", "")
+        labels = [item_label(item) if form.startswith("8-K") else item for item in items]
+        lead = lead_item([(item, "") for item in items]) if form.startswith("8-K") else ""
+        if not lead and description and description.upper() != form.upper():
+            lead = description
+        filed_at = iso_date(row.get("filingDate", ""))
+        lines = [f"{company or f'CIK {cik}'} filed {form} on {filed_at or 'an unknown date'}."]
+        lines += [f"Report date: {row['reportDate']}"] if row.get("reportDate") else []
+        lines += [f"Description: {description}"] if description else []
+        lines += labels
+        url = archive_url(cik, accession, primary) if primary else index_url(cik, accession)
+        return filing_document(
+            self.name,
+            self.kind,
+            accession=accession,
+            url=url,
+            title=filing_title(company or f"CIK {cik}", form, lead),
+            body="\n".join(lines)[: self.body_max_chars],
+            # acceptanceDateTime ends in Z and is UTC: Tesla's 10-K of 2026-01-29 shows
+            # 01:55Z, 20:55 in New York the day before, after the 17:30 cut-off.
+            published=_timestamp(row.get("acceptanceDateTime", "")),
+            fetched_at=fetched_at,
+            tickers=[*tickers, *self.tickers],
+            meta={
+                "form_type": form,
+                "items": items,
+                "cik": cik,
+                "ciks": [cik],
+                "company": company,
+                "filed_at": filed_at,
+                "report_date": iso_date(row.get("reportDate", "")),
+                "primary_document": url if primary else None,
+                **_legacy(form, items),
+            },
+        )
+
+
+def _legacy(form: str, items: list[str]) -> dict[str, bool]:
+    """Flag 8-K items numbered before August 2004 ("5", "12"): their meaning differs."""
+    legacy = form.upper().startswith("8-K") and any("." not in item for item in items)
+    return {"legacy_items": True} if legacy else {}
+
+
+def _cell(column: list[Any], row: int) -> str:
+    """Return one cell of a column as text ("" when the column is short or holds a non-value)."""
+    value = column[row] if row < len(column) else None
+    if isinstance(value, bool) or value is None or isinstance(value, list | dict):
+        return ""
+    return str(value).strip()
