@@ -61,6 +61,29 @@ class Settings(BaseSettings):
     alert_slack_webhook: SecretStr | None = Field(
         None, description="Slack incoming-webhook URL for alerts."
     )
+    sources_file: Path = Field(
+        Path("sources.yaml"), description="The sources `surveil ingest run|once` fetches."
+    )
+    ingest_user_agent: str = Field(
+        "surveil/0.1",
+        description="User-Agent of every fetch; SEC hosts require one naming a contact "
+        "(e.g. 'Example Corp risk-desk@example.com').",
+    )
+    ingest_timeout: float = Field(20.0, gt=0, description="Seconds before a fetch times out.")
+    ingest_max_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="Largest response body accepted, in bytes."
+    )
+    ingest_retries: int = Field(4, ge=0, description="Retries of a fetch on 429, 5xx, timeouts.")
+    ingest_rate: float = Field(2.0, gt=0, description="Requests per second to any one host.")
+    sec_rate: float = Field(
+        10.0, gt=0, le=10, description="Requests per second to SEC hosts (SEC asks for <= 10)."
+    )
+    neardup_window_s: int = Field(
+        172_800, ge=60, description="Near-duplicates are looked for this far apart (seconds)."
+    )
+    neardup_threshold: float = Field(
+        0.7, gt=0, le=1, description="Similarity from which a document is a near-duplicate."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level of surveil's own messages."
     )

@@ -5,10 +5,10 @@ Each document's text (title, then the start of the body) becomes a set of word p
 Pairs rather than longer n-grams, because headlines are short: one changed word in a
 14-word headline keeps a similarity of about 0.75. A MinHash signature of 64 values
 estimates the Jaccard similarity of two shingle sets; locality-sensitive hashing (16 bands
-of 4 rows) finds candidates without comparing every pair. A document whose estimated similarity to an earlier one within the window reaches the
-threshold is marked ``dup_of`` that earlier document (the first one seen, so chains collapse
-onto one original). Texts too short to shingle (fewer than 2 words) compare on their exact
-normalised form.
+of 4 rows) finds candidates without comparing every pair. A document whose estimated
+similarity to an earlier one within the window reaches the threshold is marked ``dup_of``
+that earlier document (the first one seen, so chains collapse onto one original). Texts
+too short to shingle (fewer than 2 words) compare on their exact normalised form.
 
 The index is kept in memory, bounded by the time window, and saved to a JSON file between
 runs so a restart still recognises yesterday's stories.

@@ -1,12 +1,20 @@
-"""Put documents on docs.raw and rejects on docs.dlq with kafka-python."""
+"""Put documents on docs.raw and rejects on docs.dlq with kafka-python, and read back keys.
+
+The producer is idempotent (no duplicates from its own retries) and waits for acks from all
+in-sync replicas. What it cannot know is whether a batch reached Kafka when the process
+dies between the send and the ingest state's bookkeeping; `sent_keys` answers that after a
+restart by reading docs.raw from a checkpoint (the end offsets saved after the last
+completed run) to its end.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.serializer import DefaultSerializer, JsonSerializer
 
@@ -43,7 +51,7 @@ class DocumentProducer:
                 bootstrap_servers=bootstrap.split(","),
                 client_id=client_id,
                 acks="all",
-                retries=10,
+                enable_idempotence=True,
                 retry_backoff_ms=200,
                 linger_ms=5,
                 max_in_flight_requests_per_connection=1,
@@ -87,3 +95,93 @@ class DocumentProducer:
     def close(self) -> None:
         """Flush and close the producer."""
         self._producer.close(timeout=10)
+
+
+Offsets = dict[int, int]
+
+
+class TopicReader:
+    """Read end offsets and record keys of one topic (docs.raw) with kafka-python.
+
+    Args:
+        bootstrap: ``host:port[,host:port]`` of the brokers.
+        topic: the full topic name (prefix included).
+    """
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        try:
+            self._consumer = KafkaConsumer(
+                bootstrap_servers=bootstrap.split(","),
+                client_id="surveil-ingest-recovery",
+                enable_auto_commit=False,
+                group_id=None,
+                key_deserializer=DefaultSerializer(),
+                consumer_timeout_ms=2_000,
+            )
+        except KafkaError as exc:
+            msg = f"cannot reach Kafka at {bootstrap}: {exc}"
+            raise BrokerError(msg) from exc
+
+    def _partitions(self) -> list[TopicPartition]:
+        ids = self._consumer.partitions_for_topic(self.topic) or set()
+        return [TopicPartition(self.topic, p) for p in sorted(ids)]
+
+    def end_offsets(self) -> Offsets:
+        """Return the next offset of every partition (where new records will land)."""
+        try:
+            ends = self._consumer.end_offsets(self._partitions())
+        except KafkaError as exc:
+            msg = f"cannot read the end offsets of {self.topic}: {exc}"
+            raise BrokerError(msg) from exc
+        return {tp.partition: int(offset) for tp, offset in ends.items()}
+
+    def keys_since(self, start: Offsets, timeout: float = 120.0) -> set[str]:
+        """Return the keys of every record from ``start`` to the current end.
+
+        Partitions missing from ``start`` (added since) are read from their beginning.
+
+        Raises:
+            BrokerError: Kafka failed, or the end was not reached within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        ends = self.end_offsets()
+        todo = {p: (start.get(p, 0), end) for p, end in ends.items() if start.get(p, 0) < end}
+        if not todo:
+            return set()
+        parts = [TopicPartition(self.topic, p) for p in todo]
+        keys: set[str] = set()
+        try:
+            self._consumer.assign(parts)
+            for tp in parts:
+                self._consumer.seek(tp, todo[tp.partition][0])
+            remaining = set(todo)
+            while remaining:
+                if time.monotonic() > deadline:
+                    msg = f"reading {self.topic} back took over {timeout:.0f} s"
+                    raise BrokerError(msg)
+                polled = self._consumer.poll(timeout_ms=1_000, max_records=2_000)
+                if not polled:
+                    # Nothing more arrived; compare positions to be sure we reached the end.
+                    remaining = {
+                        p
+                        for p in remaining
+                        if self._consumer.position(TopicPartition(self.topic, p)) < todo[p][1]
+                    }
+                    if remaining:
+                        continue
+                    break
+                for tp, records in polled.items():
+                    for record in records:
+                        if record.offset < todo[tp.partition][1] and record.key:
+                            keys.add(record.key)
+                    if self._consumer.position(tp) >= todo[tp.partition][1]:
+                        remaining.discard(tp.partition)
+        except KafkaError as exc:
+            msg = f"cannot read {self.topic} back from the checkpoint: {exc}"
+            raise BrokerError(msg) from exc
+        return keys
+
+    def close(self) -> None:
+        """Close the consumer."""
+        self._consumer.close()

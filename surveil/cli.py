@@ -8,7 +8,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -88,7 +88,7 @@ def cli(
     level = ctx.obj.settings().log_level.upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Client libraries narrate every connection at INFO; keep their warnings only.
-    for noisy in ("kafka", "aiokafka"):
+    for noisy in ("kafka", "aiokafka", "apscheduler", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
@@ -171,38 +171,6 @@ def worker(
         run(ctx.settings(model=model, web_port=web_port, alert_slack_webhook=slack_webhook))
     except SurveilError as exc:
         _fail(exc)
-
-
-@cli.group()
-def ingest() -> None:
-    """Fetch documents and put them on docs.raw."""
-
-
-@ingest.command("feed")
-@click.argument("location")
-@click.option("--source", "name", default=None, help="Source name (default: the location).")
-@click.option("--ticker", "tickers", multiple=True, help="Ticker every entry is about.")
-@pass_ctx
-def ingest_feed(ctx: _Context, location: str, name: str | None, tickers: Sequence[str]) -> None:
-    """Ingest one RSS/Atom feed from a URL or a file, once."""
-    from ingest.base import collect  # noqa: PLC0415
-    from ingest.producer import DocumentProducer  # noqa: PLC0415
-    from ingest.rss import RssSource  # noqa: PLC0415
-
-    settings = ctx.settings()
-    try:
-        source = RssSource(
-            name or location, location, tickers=tickers, body_max_chars=settings.body_max_chars
-        )
-        batch = collect(source)
-        producer = DocumentProducer(settings.bootstrap_servers, topic_prefix=settings.topic_prefix)
-        try:
-            sent = producer.publish(batch.documents, batch.rejected)
-        finally:
-            producer.close()
-    except SurveilError as exc:
-        _fail(exc)
-    console.print(f"{sent.documents} documents to docs.raw, {sent.rejected} rejects to docs.dlq")
 
 
 @cli.command()
@@ -323,12 +291,14 @@ def _print_table(title: str | None, columns: list[str], rows: list[tuple[Any, ..
 
 def _register() -> None:
     from surveil.cli_eval import classify_command, eval_command  # noqa: PLC0415
+    from surveil.cli_ingest import ingest_group  # noqa: PLC0415
     from surveil.cli_models import models_group, train_command  # noqa: PLC0415
 
     cli.add_command(train_command)
     cli.add_command(eval_command)
     cli.add_command(classify_command)
     cli.add_command(models_group)
+    cli.add_command(ingest_group)
 
 
 _register()
@@ -337,3 +307,7 @@ _register()
 def main() -> None:
     """Entry point of the `surveil` script."""
     cli(prog_name="surveil")
+
+
+if __name__ == "__main__":
+    main()

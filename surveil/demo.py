@@ -11,7 +11,7 @@ from typing import Any
 
 from infra.broker import ensure_topics
 from infra.settings import Settings
-from ingest.base import collect
+from ingest.base import Source, collect
 from ingest.producer import DocumentProducer
 from ingest.rss import RssSource
 from streams.topics import ALL_TOPICS, with_prefix
@@ -81,7 +81,7 @@ def _webhook(settings: Settings) -> Iterator[WebhookReceiver | None]:
 
 def run_demo(
     settings: Settings,
-    sources: list[RssSource] | None = None,
+    sources: list[Source] | None = None,
     timeout: float = 300.0,
     echo: Any = print,
 ) -> DemoResult:

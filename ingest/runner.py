@@ -1,0 +1,304 @@
+"""One ingest run of a source: fetch, parse, link, deduplicate, produce, then remember.
+
+The order is what makes a restart safe:
+
+1. fetch politely (conditional GET; the validators are not saved yet);
+2. parse into documents and rejects; link and validate tickers (unknown ones are
+   dead-lettered, the document goes on with the known ones);
+3. drop documents already sent (the ingest state's seen ids) and mark near-duplicates;
+4. produce to docs.raw and docs.dlq and wait for every acknowledgement;
+5. only then record the ids as seen, save the Kafka checkpoint (docs.raw end offsets) and
+   the feed's validators.
+
+A crash before step 4 completes loses nothing: nothing is marked seen and the validators
+are old, so the next run fetches and sends again. A crash after step 4 and before step 5
+would send again, so `Ingestor.recover` reads docs.raw from the last checkpoint at start
+and marks what is already there as seen. Within one ingestor, runs of different sources may
+overlap (scheduler threads); steps 3 to 5 hold one lock so that the checkpoint always
+follows the seen ids.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from infra.errors import ConfigError, SourceError
+from ingest.base import Source, reject, split
+from ingest.dedup import NearDuplicates
+from ingest.tickers import Linked
+from streams.counters import Counters
+from streams.records import Document, Rejected, stable_id, utcnow
+
+log = logging.getLogger(__name__)
+
+SEEN = "docs"  # one namespace of seen ids: the same story from two feeds is one document
+SEEN_REJECTS = "dlq"
+
+
+class Fetched(Protocol):
+    """What the fetcher returns (see `ingest.http.Fetched`)."""
+
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def not_modified(self) -> bool: ...
+    @property
+    def status(self) -> int: ...
+
+
+class Fetcher(Protocol):
+    """Fetches URLs politely; ``commit`` saves a response's validators."""
+
+    def get(self, url: str, headers: Mapping[str, str] | None = None) -> Any: ...
+    def commit(self, fetched: Any) -> None: ...
+
+
+class State(Protocol):
+    """The persisted ingest state (see `ingest.state.IngestState`)."""
+
+    def unseen(self, source: str, doc_ids: Sequence[str]) -> list[str]: ...
+    def mark_seen(self, source: str, doc_ids: Sequence[str], at: datetime) -> None: ...
+    def record_run(
+        self,
+        source: str,
+        started: datetime,
+        finished: datetime,
+        documents: int,
+        rejected: int,
+        error: str | None,
+    ) -> None: ...
+
+
+class Linker(Protocol):
+    """Links and validates a document's tickers (see `ingest.tickers.Linker`)."""
+
+    def link(self, doc: Document) -> Linked: ...
+
+
+class Producer(Protocol):
+    """Sends documents and rejects and waits for the acknowledgements."""
+
+    def publish(self, documents: Iterable[Document], rejected: Iterable[Rejected] = ()) -> Any: ...
+
+
+class Reader(Protocol):
+    """Reads docs.raw back (see `ingest.producer.TopicReader`)."""
+
+    def end_offsets(self) -> dict[int, int]: ...
+    def keys_since(self, start: dict[int, int]) -> set[str]: ...
+
+
+@dataclass
+class RunResult:
+    """What one run of one source did."""
+
+    source: str
+    documents: int = 0
+    duplicates: int = 0
+    near_duplicates: int = 0
+    rejected: int = 0
+    not_modified: bool = False
+    error: str | None = None
+    seconds: float = 0.0
+
+
+class Checkpoint:
+    """The end offsets of docs.raw after the last completed run, in a JSON file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> dict[int, int] | None:
+        """Return the saved offsets, or None when there are none yet.
+
+        Raises:
+            SourceError: the file exists but cannot be read (never guess offsets).
+        """
+        if not self.path.is_file():
+            return None
+        try:
+            data = json.loads(self.path.read_text("utf-8"))
+            return {int(p): int(o) for p, o in data["offsets"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            msg = f"ingest checkpoint {self.path} is unreadable: {exc}"
+            raise SourceError(msg) from exc
+
+    def save(self, offsets: Mapping[int, int]) -> None:
+        """Write the offsets atomically."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        payload = {"offsets": {str(p): o for p, o in offsets.items()}, "saved_at": str(utcnow())}
+        tmp.write_text(json.dumps(payload), "utf-8")
+        os.replace(tmp, self.path)
+
+
+class Ingestor:
+    """Runs sources once each call, safely against crashes and restarts.
+
+    Args:
+        fetcher: the polite HTTP fetcher.
+        state: seen ids, validators and the run log.
+        linker: ticker linking and validation (None: keep the parser's tickers).
+        producer: the Kafka producer of docs.raw and docs.dlq.
+        reader: reads docs.raw back for recovery.
+        checkpoint: where the docs.raw end offsets are kept.
+        near_duplicates: the near-duplicate index (None: no marking).
+        counters: named counters (``ingest.*``).
+        headers: extra request headers per source name.
+    """
+
+    def __init__(
+        self,
+        *,
+        fetcher: Fetcher,
+        state: State,
+        producer: Producer,
+        reader: Reader,
+        checkpoint: Checkpoint,
+        linker: Linker | None = None,
+        near_duplicates: NearDuplicates | None = None,
+        counters: Counters | None = None,
+        headers: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        self.fetcher = fetcher
+        self.state = state
+        self.producer = producer
+        self.reader = reader
+        self.checkpoint = checkpoint
+        self.linker = linker
+        self.near = near_duplicates
+        self.counters = counters or Counters()
+        self.headers = dict(headers or {})
+        self._lock = threading.Lock()
+
+    def recover(self) -> int:
+        """Mark what reached docs.raw since the last checkpoint as seen; return how many.
+
+        On a first start (no checkpoint) the current end becomes the checkpoint.
+        """
+        with self._lock:
+            start = self.checkpoint.load()
+            if start is None:
+                self.checkpoint.save(self.reader.end_offsets())
+                return 0
+            keys = sorted(self.reader.keys_since(start))
+            if keys:
+                self.state.mark_seen(SEEN, keys, utcnow())
+            self.checkpoint.save(self.reader.end_offsets())
+        if keys:
+            log.info("recovery: %d documents found on docs.raw since the checkpoint", len(keys))
+        self.counters.inc("ingest.recovered", len(keys))
+        return len(keys)
+
+    def run(self, source: Source) -> RunResult:
+        """Fetch, parse and send one source once; never raises for a bad source."""
+        started, clock = utcnow(), time.monotonic()
+        result = RunResult(source.name)
+        try:
+            self._run(source, result)
+        except (SourceError, ConfigError) as exc:
+            # A fetch that failed after its retries, or a source that cannot be fetched as
+            # configured: dead-letter it and keep the schedule going.
+            result.error = str(exc)
+            self.counters.inc("ingest.fetch_errors")
+            self._send_rejects([reject(source.name, _fetch_reason(exc), str(exc), source.url)])
+            result.rejected += 1
+        except Exception as exc:
+            # A bug in a parser or a broker outage must not stop the other sources.
+            log.exception("%s: run failed", source.name)
+            result.error = f"{type(exc).__name__}: {exc}"
+            self.counters.inc("ingest.run_errors")
+        result.seconds = time.monotonic() - clock
+        self.state.record_run(
+            source.name, started, utcnow(), result.documents, result.rejected, result.error
+        )
+        self.counters.inc("ingest.runs")
+        return result
+
+    def _run(self, source: Source, result: RunResult) -> None:
+        fetched = self.fetcher.get(source.url, self.headers.get(source.name))
+        if fetched.not_modified:
+            result.not_modified = True
+            self.counters.inc("ingest.not_modified")
+            return
+        batch = split(source.parse(fetched.body, utcnow()))
+        documents, rejects = self._link(batch.documents, batch.rejected)
+        with self._lock:
+            fresh = self._fresh(documents)
+            result.duplicates = len(documents) - len(fresh)
+            if self.near is not None:
+                fresh = [self.near.mark(doc) for doc in fresh]
+            result.near_duplicates = sum(doc.dup_of is not None for doc in fresh)
+            rejects = self._fresh_rejects(rejects)
+            self.producer.publish(fresh, rejects)
+            now = utcnow()
+            self.state.mark_seen(SEEN, [doc.doc_id for doc in fresh], now)
+            self.state.mark_seen(SEEN_REJECTS, [_reject_id(r) for r in rejects], now)
+            self.checkpoint.save(self.reader.end_offsets())
+            if self.near is not None:
+                self.near.save()
+        self.fetcher.commit(fetched)
+        result.documents, result.rejected = len(fresh), len(rejects)
+        self.counters.inc("ingest.documents", len(fresh))
+        self.counters.inc("ingest.duplicates", result.duplicates)
+        self.counters.inc("ingest.near_duplicates", result.near_duplicates)
+        for rej in rejects:
+            self.counters.inc(f"ingest.rejected.{rej.reason}")
+
+    def _link(
+        self, documents: list[Document], rejects: list[Rejected]
+    ) -> tuple[list[Document], list[Rejected]]:
+        if self.linker is None:
+            return documents, rejects
+        linked_docs, out = [], list(rejects)
+        for doc in documents:
+            linked = self.linker.link(doc)
+            linked_docs.append(linked.doc)
+            for symbol in linked.unknown:
+                detail = f"{symbol!r} is not a known ticker (document {doc.doc_id}: {doc.url})"
+                out.append(reject(doc.source, "unknown_ticker", detail, doc.model_dump_json()))
+        return linked_docs, out
+
+    def _fresh(self, documents: list[Document]) -> list[Document]:
+        unique: dict[str, Document] = {}
+        for doc in documents:
+            unique.setdefault(doc.doc_id, doc)
+        keep = set(self.state.unseen(SEEN, list(unique)))
+        return [doc for doc_id, doc in unique.items() if doc_id in keep]
+
+    def _fresh_rejects(self, rejects: list[Rejected]) -> list[Rejected]:
+        # A feed that keeps one broken entry would otherwise dead-letter it on every run.
+        by_id = {_reject_id(r): r for r in rejects}
+        keep = set(self.state.unseen(SEEN_REJECTS, list(by_id)))
+        return [r for rid, r in by_id.items() if rid in keep]
+
+    def _send_rejects(self, rejects: list[Rejected]) -> None:
+        try:
+            self.producer.publish([], rejects)
+        except Exception:
+            log.exception("could not dead-letter %d rejects", len(rejects))
+            self.counters.inc("ingest.dlq_errors")
+
+
+def _reject_id(rej: Rejected) -> str:
+    return stable_id("reject", rej.source, rej.reason, rej.detail, rej.payload)
+
+
+def _fetch_reason(exc: Exception) -> str:
+    text = str(exc).lower()
+    if isinstance(exc, ConfigError):
+        return "source_misconfigured"
+    if "larger than" in text:
+        return "response_too_large"
+    if "timed out" in text or "timeout" in text:
+        return "fetch_timeout"
+    return "fetch_failed"

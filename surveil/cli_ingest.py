@@ -1,0 +1,172 @@
+"""`surveil ingest`: fetch sources once or on a schedule, or parse one recorded file."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from infra.errors import SurveilError
+from ingest.config import KINDS
+from ingest.runner import RunResult
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(exc: SurveilError) -> None:
+    err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+    sys.exit(1)
+
+
+@click.group("ingest")
+def ingest_group() -> None:
+    """Fetch documents and put them on docs.raw."""
+
+
+@ingest_group.command("feed")
+@click.argument("location")
+@click.option("--source", "name", default=None, help="Source name (default: the location).")
+@click.option("--ticker", "tickers", multiple=True, help="Ticker every entry is about.")
+@click.pass_context
+def ingest_feed(
+    ctx: click.Context, location: str, name: str | None, tickers: Sequence[str]
+) -> None:
+    """Ingest one RSS/Atom feed from a URL or a file, once, without state or linking."""
+    from ingest.base import collect  # noqa: PLC0415
+    from ingest.producer import DocumentProducer  # noqa: PLC0415
+    from ingest.rss import RssSource  # noqa: PLC0415
+
+    settings = ctx.obj.settings()
+    try:
+        source = RssSource(
+            name or location, location, tickers=tickers, body_max_chars=settings.body_max_chars
+        )
+        batch = collect(source)
+        producer = DocumentProducer(settings.bootstrap_servers, topic_prefix=settings.topic_prefix)
+        try:
+            sent = producer.publish(batch.documents, batch.rejected)
+        finally:
+            producer.close()
+    except SurveilError as exc:
+        _fail(exc)
+    console.print(f"{sent.documents} documents to docs.raw, {sent.rejected} rejects to docs.dlq")
+
+
+_SOURCES_HELP = "The sources file."
+
+
+@ingest_group.command("once")
+@click.option("--source", "names", multiple=True, help="Only this source (repeatable).")
+@click.option(
+    "--sources",
+    "sources_file",
+    envvar="SURVEIL_SOURCES_FILE",
+    show_envvar=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help=_SOURCES_HELP,
+)
+@click.pass_context
+def ingest_once(ctx: click.Context, names: Sequence[str], sources_file: Path | None) -> None:
+    """Run every source (or the named ones) once, then exit."""
+    from surveil.ingestion import run_once  # noqa: PLC0415
+
+    settings = ctx.obj.settings(sources_file=sources_file)
+    try:
+        results = run_once(settings, names)
+    except SurveilError as exc:
+        _fail(exc)
+    _print_results(results)
+    if results and all(r.error for r in results):
+        sys.exit(1)
+
+
+@ingest_group.command("run")
+@click.option("--source", "names", multiple=True, help="Only this source (repeatable).")
+@click.option(
+    "--sources",
+    "sources_file",
+    envvar="SURVEIL_SOURCES_FILE",
+    show_envvar=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help=_SOURCES_HELP,
+)
+@click.pass_context
+def ingest_run(ctx: click.Context, names: Sequence[str], sources_file: Path | None) -> None:
+    """Run the sources on their intervals until Ctrl-C or SIGTERM (runs in progress finish)."""
+    from surveil.ingestion import run_forever  # noqa: PLC0415
+
+    settings = ctx.obj.settings(sources_file=sources_file)
+    try:
+        run_forever(settings, names)
+    except SurveilError as exc:
+        _fail(exc)
+
+
+@ingest_group.command("parse")
+@click.option("--kind", type=click.Choice(list(KINDS)), required=True, help="The source kind.")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option(
+    "--link/--no-link",
+    default=True,
+    show_default=True,
+    help="Link and validate tickers against the symbol lists under the shared folder.",
+)
+@click.pass_context
+def ingest_parse(ctx: click.Context, kind: str, file: Path, link: bool) -> None:
+    """Print the normalised documents of one recorded file as JSON lines.
+
+    Rejected inputs go to stderr; the exit status is non-zero only when nothing parsed.
+    """
+    from ingest.base import split  # noqa: PLC0415
+    from ingest.config import make_source  # noqa: PLC0415
+    from streams.records import utcnow  # noqa: PLC0415
+    from surveil.ingestion import linker  # noqa: PLC0415
+
+    settings = ctx.obj.settings()
+    try:
+        source = make_source(kind, file.name, str(file), body_max_chars=settings.body_max_chars)
+        batch = split(source.parse(file.read_bytes(), utcnow()))
+        linking = linker(settings) if link else None
+    except (SurveilError, OSError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(1)
+    for doc in batch.documents:
+        if linking is not None:
+            linked = linking.link(doc)
+            doc = linked.doc  # noqa: PLW2901 - the linked version replaces it
+            for symbol in linked.unknown:
+                err_console.print(f"unknown_ticker: {symbol!r} in {doc.doc_id}", highlight=False)
+        click.echo(json.dumps(doc.to_json(), ensure_ascii=False))
+    for rej in batch.rejected:
+        err_console.print(f"{rej.reason}: {rej.detail}", highlight=False, markup=False)
+    err_console.print(
+        f"{len(batch.documents)} documents, {len(batch.rejected)} rejected", highlight=False
+    )
+    if not batch.documents:
+        sys.exit(1)
+
+
+def _print_results(results: Sequence[RunResult]) -> None:
+    table = Table(title="ingest runs")
+    for column in ("source", "new", "already sent", "near-dup", "rejected", "s", "status"):
+        table.add_column(column)
+    for r in results:
+        status = r.error or ("not modified" if r.not_modified else "ok")
+        table.add_row(
+            r.source,
+            str(r.documents),
+            str(r.duplicates),
+            str(r.near_duplicates),
+            str(r.rejected),
+            f"{r.seconds:.1f}",
+            status,
+        )
+    console.print(table)
