@@ -31,7 +31,13 @@ class Outputs(Protocol):
 
 
 def relevance(ticker: str, doc: Document) -> float:
-    """How central a ticker is to a document: named in the title, the body, or only listed."""
+    """How central a ticker is to a document: named in the title, the body, or only listed.
+
+    The ingest linker's score (``meta["relevance"]``) wins when it has one for the ticker.
+    """
+    linked = doc.meta.get("relevance")
+    if isinstance(linked, dict) and isinstance(linked.get(ticker), int | float):
+        return min(1.0, max(0.0, float(linked[ticker])))
     pattern = re.compile(rf"(?<![A-Za-z0-9]){re.escape(ticker)}(?![A-Za-z0-9])")
     if pattern.search(doc.title):
         return 1.0

@@ -112,3 +112,20 @@ def test_8k_items_name_the_event_of_a_filing() -> None:
     )
     [record] = classify.score_documents(FixedModel(), [filing])
     assert (record.event_type, record.event_prob) == ("officer_change", 1.0)
+
+
+def test_the_linkers_relevance_wins_over_the_fallback() -> None:
+    now = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
+    doc = Document(
+        doc_id="doc-00010",
+        source="wire",
+        kind="news",
+        title="Chipmakers rally",
+        body="Shares of NVDA rose.",
+        published_at=now,
+        fetched_at=now,
+        tickers=("NVDA", "AMD"),
+        meta={"relevance": {"NVDA": 0.8}},
+    )
+    records = classify.score_documents(FixedModel(), [doc])
+    assert [(r.ticker, r.relevance) for r in records] == [("NVDA", 0.8), ("AMD", 0.5)]
