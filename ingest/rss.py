@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 # Namespaced elements that name the entry's security, as feedparser flattens them.
 _SYMBOL_KEYS = ("sa_symbol", "ndaq_issuesymbol")
 _SYMBOL_NAMES = frozenset({"symbol", "issuesymbol"})
+_CLOSED = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?(?:item|entry)\s*>", re.IGNORECASE)
 
 
 class RssSource:
@@ -63,12 +65,20 @@ class RssSource:
             # Well-formed markup that is no feed (an HTML error page, an empty body).
             yield self._reject("not_a_feed", "no RSS or Atom feed in the input", raw)
             return
+        complete = len(parsed.entries)
         if parsed.bozo:
             log.warning("%s: feed parsed with errors: %s", self.name, parsed.get("bozo_exception"))
+            # A feed cut off mid-item still gives that item, half written: keep only the
+            # entries whose closing tag arrived.
+            complete = min(complete, len(_CLOSED.findall(raw)))
         declared = declared_symbols(raw)
         if declared is not None and len(declared) != len(parsed.entries):
             declared = None
         for index, entry in enumerate(parsed.entries):
+            if index >= complete:
+                detail = f"entry {index}: the feed ends before this entry's closing tag"
+                yield self._reject("truncated_entry", detail, _entry_payload(entry))
+                continue
             try:
                 symbols = declared[index] if declared is not None else _flat_symbols(entry)
                 yield self._document(entry, fetched_at, symbols)

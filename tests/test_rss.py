@@ -398,3 +398,10 @@ def test_parse_never_raises_on_a_mutated_feed(
             raw = raw[:at]
     docs, rejected = parse(raw)
     assert docs or rejected
+
+
+def test_a_feed_cut_off_mid_item_rejects_the_half_written_item(sa_raw: bytes) -> None:
+    docs, rejected = parse(sa_raw[: len(sa_raw) // 2])
+    assert len(docs) == sa_raw[: len(sa_raw) // 2].count(b"</item>") == 13
+    assert [r.reason for r in rejected] == ["truncated_entry"]
+    assert "closing tag" in rejected[0].detail
