@@ -49,6 +49,9 @@ _TOKEN = re.compile(r"[^\W_]+")
 _PARENS = re.compile(r"\([^)]*\)|/[A-Za-z]{2,3}/?\s*$")
 
 # Words that are tickers but mean something else when written bare (cashtag them instead).
+_STREETS = frozenset(
+    "street st avenue ave road rd boulevard blvd drive lane way place square plaza".split()
+)
 COMMON_WORDS = frozenset(
     """
     ACT ADD AGO AIN AIR ALL ALSO ALT AMP AND ANY APP ARE AREA ARM ART ASK ATH ATM AWAY BACK BAD
@@ -65,7 +68,7 @@ COMMON_WORDS = frozenset(
     SAY SEAT SEC SEE SEEM SELF SHE SHIP SHOP SIX SIZE SKY SMH SNOW SOS SPOT STAR STAY SUB SUN
     SURE TALK TAX TBH TEAM TECH TELL TEN THE THO TILL TIME TIP TOP TRUE TURN TWO TXT USA USD USE
     UTF VERY WAIT WANT WAY WEEK WELL WEN WFH WHEN WHO WILD WIN WOOF WOW WSB WTF WWW XSD YALL YEAR
-    YOLO YOU YTD ZIP ZONE
+    YOLO YOU YTD ZIP ZONE CORP INC LTD PLC LLC GROUP HOLDINGS TRUST ITEM FORM
     """.split()
 )
 # Single-word company names that are ordinary words: matched only with a company suffix.
@@ -378,9 +381,11 @@ class Linker:
                     ev.link(ticker, "cik")
         for symbol in doc.tickers:
             self._explicit(ev, symbol, "declared")
-        # Bare symbols count in a title, or in a short post that has none (a tweet, a comment).
-        body_bare = not doc.title and len(doc.body) <= 500
-        for part, text, bare in (("title", doc.title, True), ("body", doc.body, body_bare)):
+        # Bare symbols count in a title, or in a short post that has none (a tweet, a comment);
+        # never in a filing, whose upper-case titles name the company and its CIK links it.
+        title_bare = doc.kind != "filing"
+        body_bare = title_bare and not doc.title and len(doc.body) <= 500
+        for part, text, bare in (("title", doc.title, title_bare), ("body", doc.body, body_bare)):
             for ticker, how, pos in self._mentions(ev, text, bare=bare):
                 if how:
                     ev.link(ticker, how)
@@ -462,6 +467,10 @@ class Linker:
                 return False
         if key in self.universe.upper_only and not tokens[i].group().isupper():
             return False
+        after = i + size
+        last = tokens[after].group() if after < len(tokens) else ""
+        if {last.lower(), tokens[after - 1].group().lower()} & _STREETS:
+            return False  # "220 West Main Street" is an address, not Main Street Capital
         if key in self.universe.suffix_only:
             after = i + size
             return after < len(tokens) and tokens[after].group().lower() in _SUFFIXES

@@ -74,3 +74,34 @@ def test_query_prints_table_csv_and_json_and_refuses_writes(tmp_path: Path) -> N
     assert "001_init" in _invoke(env, "query", sql)[1]
     code, out = _invoke(env, "query", "DROP TABLE {db}.scores")
     assert code == 1 and "readonly" in out
+
+
+def test_ingest_parse_prints_linked_documents_as_json_lines(shared_dir: Path) -> None:
+    env = {"SURVEIL_SHARED_DIR": str(shared_dir)}
+    index = shared_dir / "fixtures/edgar/nvda_8k_0001045810-26-000024-index.html"
+    result = CliRunner().invoke(
+        cli, ["ingest", "parse", "--kind", "edgar-index", str(index)], env=env
+    )
+    assert result.exit_code == 0, result.output
+    [doc] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert (doc["kind"], doc["meta"]["form_type"], doc["meta"]["items"]) == (
+        "filing",
+        "8-K",
+        ["5.02", "9.01"],
+    )
+    assert doc["tickers"] == ["NVDA"] and doc["meta"]["relevance"]["NVDA"] == 1.0
+    assert "1 documents, 0 rejected" in result.stderr
+
+
+def test_ingest_parse_fails_only_when_nothing_parsed(shared_dir: Path, tmp_path: Path) -> None:
+    env = {"SURVEIL_SHARED_DIR": str(shared_dir)}
+    page = shared_dir / "fixtures/tickers/malformed_nasdaqlisted_html_errorpage.txt"
+    result = CliRunner().invoke(cli, ["ingest", "parse", "--kind", "rss", str(page)], env=env)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "malformed_feed" in result.stderr
+    mixed = tmp_path / "tweets.jsonl"
+    tweet = (shared_dir / "fixtures/social/stocknet_tweets_raw_AAPL_2014-01-02.jsonl").read_text()
+    mixed.write_text(tweet.splitlines()[0] + "\n{broken\n")
+    result = CliRunner().invoke(cli, ["ingest", "parse", "--kind", "tweets", str(mixed)], env=env)
+    assert result.exit_code == 0 and len(result.stdout.splitlines()) == 1
+    assert "malformed_json" in result.stderr and "line 2" in result.stderr

@@ -154,3 +154,13 @@ def test_accuracy_on_the_hand_labelled_sample(linker: Linker, shared_dir: Path) 
     assert report.overall.precision >= 0.96
     assert report.overall.recall >= 0.86
     assert report.in_universe.recall >= 0.93
+
+
+def test_a_street_address_is_not_a_company_name(linker: Linker) -> None:
+    filing = doc(title="8-K", body="Louisville Gas and Electric Company\n220 West Main Street\n")
+    assert linker.link(filing).doc.tickers == ()
+
+
+def test_a_filing_title_in_capitals_links_no_bare_symbols(linker: Linker) -> None:
+    filing = doc(title="NVIDIA CORP 8-K: Item 5.02").model_copy(update={"kind": "filing"})
+    assert "CORP" not in linker.link(filing).doc.tickers
