@@ -31,6 +31,7 @@ from typing import Any
 import feedparser
 import yaml
 
+from ingest.text import find_tickers
 from ingest.tickers import Linker, Universe
 from streams.records import Document, stable_id
 
@@ -214,6 +215,19 @@ def evaluate(linker: Linker, labels: Sequence[Label], docs: Sequence[Document]) 
     return report
 
 
+def baseline(labels: Sequence[Label], docs: Sequence[Document]) -> Score:
+    """Score the naive way on the same pairs: the feed's symbols plus every cashtag and
+    exchange prefix, unvalidated (what the pipeline did before the linker)."""
+    score = Score()
+    for label, doc in zip(labels, docs, strict=True):
+        got = set(doc.tickers) | set(find_tickers(f"{doc.title}\n{doc.body}"))
+        want = set(label.tickers)
+        score.tp += len(got & want)
+        score.fp += len(got - want)
+        score.fn += len(want - got)
+    return score
+
+
 def throughput(linker: Linker, docs: Sequence[Document], seconds: float) -> float:
     """Return documents linked per second, linking ``docs`` over and over for ``seconds``."""
     done, start = 0, time.perf_counter()
@@ -247,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"parsers: {used}")
     print(f"labelled documents: {report.docs}, pairs: {sum(len(x.tickers) for x in labels)}")
     print(f"overall      {report.overall}")
+    print(f"naive        {baseline(labels, docs)}  (baseline: feed symbols + cashtags)")
     print(f"in universe  {report.in_universe}")
     for kind, score in sorted(report.by_kind.items()):
         print(f"  {kind:<11}{score}")
