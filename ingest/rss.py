@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 # Namespaced elements that name the entry's security, as feedparser flattens them.
 _SYMBOL_KEYS = ("sa_symbol", "ndaq_issuesymbol")
 _SYMBOL_NAMES = frozenset({"symbol", "issuesymbol"})
+_ENTITY = re.compile(rb"<!ENTITY\s+%?\s*[\w.-]+\s+(SYSTEM|PUBLIC)?[^>]*>", re.IGNORECASE)
 _CLOSED = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?(?:item|entry)\s*>", re.IGNORECASE)
 
 
@@ -56,6 +57,15 @@ class RssSource:
     ) -> Iterator[Document | Rejected]:
         """Parse feed bytes into documents and rejects."""
         fetched_at = fetched_at or utcnow()
+        entity = _ENTITY.search(raw[:65_536])
+        if entity is not None:
+            # Feeds never declare entities: one that does is a bomb (nested expansion) or an
+            # attempt to read files or URLs (external entities). Refuse the whole input.
+            external = entity.group(1) is not None
+            reason = "unsafe_xml" if external else "xml_bomb"
+            detail = "external entity declared" if external else "entity declarations refused"
+            yield self._reject(reason, f"{detail}: {entity.group(0)[:120]!r}", raw)
+            return
         parsed = feedparser.parse(raw)
         if parsed.bozo and not parsed.entries:
             exc = parsed.get("bozo_exception")

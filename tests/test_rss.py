@@ -232,7 +232,14 @@ def test_entity_expansion_is_not_followed() -> None:
         "<item><guid>g</guid><title>&g;</title></item>", declaration=""
     )
     docs, rejected = parse(raw.encode())
-    assert all(len(doc.title) < 1_000 for doc in docs)
+    assert docs == [] and [r.reason for r in rejected] == ["xml_bomb"]
+
+
+def test_external_entities_are_refused() -> None:
+    decl = '<!DOCTYPE rss [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+    raw = f'<?xml version="1.0"?>{decl}' + rss("<item><title>&x;</title></item>", declaration="")
+    docs, rejected = parse(raw.encode())
+    assert docs == [] and [r.reason for r in rejected] == ["unsafe_xml"]
 
 
 # -- read_location and fetch ---------------------------------------------------------------
