@@ -3,9 +3,10 @@
 The order is what makes a restart safe:
 
 1. fetch politely (conditional GET; the validators are not saved yet);
-2. parse into documents and rejects; link and validate tickers (unknown ones are
-   dead-lettered, the document goes on with the known ones);
-3. drop documents already sent (the ingest state's seen ids) and mark near-duplicates;
+2. parse into documents and rejects;
+3. drop documents already sent (the ingest state's seen ids), link and validate the tickers
+   of the new ones (unknown symbols are dead-lettered, the document goes on with the known
+   ones) and mark near-duplicates;
 4. produce to docs.raw and docs.dlq and wait for every acknowledgement;
 5. only then record the ids as seen, save the Kafka checkpoint (docs.raw end offsets) and
    the feed's validators.
@@ -231,10 +232,11 @@ class Ingestor:
             self.counters.inc("ingest.not_modified")
             return
         batch = split(source.parse(fetched.body, utcnow()))
-        documents, rejects = self._link(batch.documents, batch.rejected)
         with self._lock:
-            fresh = self._fresh(documents)
-            result.duplicates = len(documents) - len(fresh)
+            fresh = self._fresh(batch.documents)
+            result.duplicates = len(batch.documents) - len(fresh)
+            # Only new documents are linked, so an unknown symbol is dead-lettered once.
+            fresh, rejects = self._link(fresh, batch.rejected)
             if self.near is not None:
                 fresh = [self.near.mark(doc) for doc in fresh]
             result.near_duplicates = sum(doc.dup_of is not None for doc in fresh)

@@ -33,6 +33,7 @@ from ingest.http import Fetcher
 from ingest.producer import DocumentProducer, TopicReader
 from ingest.runner import Checkpoint, Ingestor
 from ingest.state import IngestState
+from ingest.tickers import Linker, Universe
 from streams.records import Document, Rejected
 from streams.topics import ALL_TOPICS, DOCS_DLQ, DOCS_RAW, with_prefix
 from surveil.runtime import settings_env
@@ -308,3 +309,29 @@ def test_killed_mid_run_then_restarted_loses_and_repeats_nothing(
     keys = Counter(k for k, _ in read_topic(settings, DOCS_RAW))
     assert set(keys) == expected_ids(shared_dir, paths)  # nothing lost
     assert set(keys.values()) == {1}  # nothing sent twice
+
+
+@pytest.mark.integration
+def test_unknown_tickers_are_dead_lettered_and_the_document_goes_on(
+    settings: Settings, shared_dir: Path, tmp_path: Path
+) -> None:
+    feed = tmp_path / "feed.xml"
+    feed.write_text(
+        '<rss version="2.0"><channel><title>w</title><item><guid>u1</guid>'
+        "<title>$AAPL and $QQQQZ jump</title><pubDate>Mon, 02 Mar 2026 14:00:00 GMT</pubDate>"
+        "</item></channel></rss>"
+    )
+    ingestor, close = make_ingestor(settings)
+    ingestor.linker = Linker(Universe.load(shared_dir))
+    try:
+        ingestor.recover()
+        first = ingestor.run(make_source("rss", "wire", str(feed)))
+        again = ingestor.run(make_source("rss", "wire", str(feed)))
+    finally:
+        close()
+    assert (first.documents, first.rejected, again.documents, again.rejected) == (1, 1, 0, 0)
+    [(_, doc)] = read_topic(settings, DOCS_RAW)
+    assert doc["tickers"] == ["AAPL"] and doc["meta"]["relevance"] == {"AAPL": 1.0}
+    [(_, dead)] = read_topic(settings, DOCS_DLQ)
+    assert dead["reason"] == "unknown_ticker" and "QQQQZ" in dead["detail"]
+    assert ingestor.counters.get("ingest.rejected.unknown_ticker") == 1
