@@ -10,7 +10,7 @@ for one-off use (``surveil ingest feed``, tests).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -50,6 +50,35 @@ class Source(Protocol):
         `Rejected` with a specific reason (``malformed_json``, ``not_a_feed`` ...).
         """
         ...
+
+
+class SourceBase:
+    """What every source is configured with; subclasses add ``kind`` and ``parse``.
+
+    Args:
+        name: the source's name, stored with every document.
+        url: an http(s) URL, a file:// URL or a local path.
+        tickers: tickers every document of this source is about (e.g. a per-symbol feed).
+        body_max_chars: bodies are cut to this many characters.
+    """
+
+    kind = ""
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        tickers: Sequence[str] = (),
+        body_max_chars: int = 20_000,
+    ) -> None:
+        self.name = name
+        self.url = url
+        self.tickers = tuple(tickers)
+        self.body_max_chars = body_max_chars
+
+    def _reject(self, reason: str, detail: str, payload: bytes | str) -> Rejected:
+        return reject(self.name, reason, detail, payload)
 
 
 def reject(source: str, reason: str, detail: str, payload: bytes | str) -> Rejected:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,12 +30,13 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException, EntitiesForbidden
 
 from infra.errors import DecodeError
-from ingest.base import reject
 from ingest.edgar_doc import (
     COMPANY_ROLES,
     EASTERN,
     SEC,
     EdgarDocSource,
+    FilingSource,
+    OneFilingSource,
     accession_of,
     archive_url,
     cik_of,
@@ -69,31 +70,7 @@ _ITEM_LINE = re.compile(r"^Item\s+([0-9][\w.]*):\s*(.*)$", re.MULTILINE)
 _FILED = re.compile(r"Filed:\s*(\d{4}-\d{2}-\d{2})")
 
 
-class _FilingSource:
-    """What the EDGAR sources share: configuration, and bad input turned into a reject."""
-
-    kind = ""
-
-    def __init__(
-        self,
-        name: str,
-        url: str,
-        *,
-        forms: Sequence[str] = (),
-        tickers: Sequence[str] = (),
-        body_max_chars: int = 20_000,
-    ) -> None:
-        self.name = name
-        self.url = url
-        self.forms = tuple(forms)
-        self.tickers = tuple(tickers)
-        self.body_max_chars = body_max_chars
-
-    def _reject(self, err: DecodeError, payload: bytes | str) -> Rejected:
-        return reject(self.name, err.reason, err.detail, payload)
-
-
-class EdgarAtomSource(_FilingSource):
+class EdgarAtomSource(FilingSource):
     """The EDGAR current-filings Atom feed: one document per filing (accession number).
 
     Args:
@@ -119,10 +96,10 @@ class EdgarAtomSource(_FilingSource):
                 err = DecodeError(
                     "missing_field", f"entry {index}: no accession number in id or summary"
                 )
-                yield self._reject(err, repr(entry))
+                yield self._refuse(err, repr(entry))
             elif not entry.get("term") and not _ENTRY_TITLE.match(entry.get("title", "")):
                 err = DecodeError("missing_field", f"entry {index}: no form type")
-                yield self._reject(err, repr(entry))
+                yield self._refuse(err, repr(entry))
             else:
                 filings.setdefault(accession, []).append(entry)
         for accession, group in filings.items():
@@ -130,7 +107,7 @@ class EdgarAtomSource(_FilingSource):
             if form_matches(document.meta["form_type"], self.forms):
                 yield document
         if problem is not None:
-            yield self._reject(problem, raw)
+            yield self._refuse(problem, raw)
 
     def _document(
         self, accession: str, group: list[dict[str, str]], fetched_at: datetime
@@ -269,7 +246,7 @@ def _timestamp(value: str) -> datetime | None:
         return None
 
 
-class EdgarIndexSource(_FilingSource):
+class EdgarIndexSource(OneFilingSource):
     """A filing's index page (``{accession}-index.html``): one document.
 
     Args:
@@ -281,19 +258,6 @@ class EdgarIndexSource(_FilingSource):
     """
 
     kind = "edgar-index"
-
-    def parse(
-        self, raw: bytes, fetched_at: datetime | None = None
-    ) -> Iterator[Document | Rejected]:
-        """Parse an index page into one document (none if its form is filtered out), or a reject."""
-        fetched_at = fetched_at or utcnow()
-        try:
-            document = self._document(decode(raw)[0], fetched_at)
-        except DecodeError as err:
-            yield self._reject(err, raw)
-            return
-        if form_matches(document.meta["form_type"], self.forms):
-            yield document
 
     def _document(self, page: str, fetched_at: datetime) -> Document:
         form_name = clean_text(_div(page, r'id="formName"'))
@@ -359,7 +323,7 @@ def _div(page: str, attribute: str) -> str:
     return found.group(1) if found else ""
 
 
-class EdgarSubmissionsSource(_FilingSource):
+class EdgarSubmissionsSource(FilingSource):
     """data.sec.gov submissions JSON (``CIK##########.json`` or a ``-submissions-NNN``
     overflow page): one document per filing listed.
 
@@ -381,12 +345,12 @@ class EdgarSubmissionsSource(_FilingSource):
         try:
             data = json.loads(decode(raw)[0])
         except (ValueError, RecursionError) as exc:
-            yield self._reject(DecodeError("malformed_json", str(exc)[:200]), raw)
+            yield self._refuse(DecodeError("malformed_json", str(exc)[:200]), raw)
             return
         try:
             company, cik, tickers, columns = self._company(data)
         except DecodeError as err:
-            yield self._reject(err, raw)
+            yield self._refuse(err, raw)
             return
         where = "filings.recent." if "filings" in data else ""
         for row in range(len(columns["accessionNumber"])):
@@ -395,7 +359,7 @@ class EdgarSubmissionsSource(_FilingSource):
                 document = self._document(values, company, cik, tickers, fetched_at)
             except DecodeError as err:
                 detail = f"{where}{err.detail}[{row}]"
-                yield self._reject(DecodeError(err.reason, detail), json.dumps(values))
+                yield self._refuse(DecodeError(err.reason, detail), json.dumps(values))
                 continue
             if form_matches(document.meta["form_type"], self.forms):
                 yield document

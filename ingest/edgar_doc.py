@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from infra.errors import DecodeError
-from ingest.base import reject
+from ingest.base import SourceBase
 from ingest.text import clean_text, decode, find_tickers, is_symbol, unique
 from streams.records import Document, Rejected, stable_id, utcnow
 
@@ -229,7 +229,50 @@ def filing_document(
     )
 
 
-class EdgarDocSource:
+class FilingSource(SourceBase):
+    """What the EDGAR sources share: a form-type filter, and errors turned into rejects.
+
+    Args:
+        forms: form types to keep ("8-K" also keeps "8-K/A"); empty keeps all.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        forms: Sequence[str] = (),
+        tickers: Sequence[str] = (),
+        body_max_chars: int = 20_000,
+    ) -> None:
+        super().__init__(name, url, tickers=tickers, body_max_chars=body_max_chars)
+        self.forms = tuple(forms)
+
+    def _refuse(self, err: DecodeError, payload: bytes | str) -> Rejected:
+        return self._reject(err.reason, err.detail, payload)
+
+
+class OneFilingSource(FilingSource):
+    """A source whose input is one filing's page: one document, or one reject."""
+
+    def parse(
+        self, raw: bytes, fetched_at: datetime | None = None
+    ) -> Iterator[Document | Rejected]:
+        """Parse the page into one document (none if its form is filtered out), or a reject."""
+        fetched_at = fetched_at or utcnow()
+        try:
+            document = self._document(decode(raw)[0], fetched_at)
+        except DecodeError as err:
+            yield self._refuse(err, raw)
+            return
+        if form_matches(document.meta["form_type"], self.forms):
+            yield document
+
+    def _document(self, text: str, fetched_at: datetime) -> Document:
+        raise NotImplementedError
+
+
+class EdgarDocSource(OneFilingSource):
     """A filing's primary document, a full-submission .txt or one exhibit: one document.
 
     Args:
@@ -242,34 +285,6 @@ class EdgarDocSource:
     """
 
     kind = "edgar-doc"
-
-    def __init__(
-        self,
-        name: str,
-        url: str,
-        *,
-        forms: Sequence[str] = (),
-        tickers: Sequence[str] = (),
-        body_max_chars: int = 20_000,
-    ) -> None:
-        self.name = name
-        self.url = url
-        self.forms = tuple(forms)
-        self.tickers = tuple(tickers)
-        self.body_max_chars = body_max_chars
-
-    def parse(
-        self, raw: bytes, fetched_at: datetime | None = None
-    ) -> Iterator[Document | Rejected]:
-        """Parse a document into one document (none if its form is filtered out) or a reject."""
-        fetched_at = fetched_at or utcnow()
-        try:
-            document = self._document(decode(raw)[0], fetched_at)
-        except DecodeError as err:
-            yield reject(self.name, err.reason, err.detail, raw)
-            return
-        if form_matches(document.meta["form_type"], self.forms):
-            yield document
 
     def _document(self, text: str, fetched_at: datetime) -> Document:
         header = _SGML_HEADER.search(text)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from ingest.base import reject
+from ingest.base import SourceBase, reject
 from ingest.stocktwits import cashtags, encoding_meta, equity_symbols, post_text, split_post
 from ingest.text import decode
 from streams.records import Document, Rejected, stable_id, utcnow
@@ -38,7 +38,7 @@ def markdown_text(markdown: str) -> str:
     return post_text(_ESCAPE.sub(r"\1", text))
 
 
-class RedditCsvSource:
+class RedditCsvSource(SourceBase):
     """A CSV export of Reddit comments: one document per comment row.
 
     The export's dates carry no zone; they are read as UTC (``meta["published_tz_assumed"]``).
@@ -53,19 +53,6 @@ class RedditCsvSource:
     """
 
     kind = "reddit-csv"
-
-    def __init__(
-        self,
-        name: str,
-        url: str,
-        *,
-        tickers: Sequence[str] = (),
-        body_max_chars: int = 20_000,
-    ) -> None:
-        self.name = name
-        self.url = url
-        self.tickers = tuple(tickers)
-        self.body_max_chars = body_max_chars
 
     def parse(
         self, raw: bytes, fetched_at: datetime | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import calendar
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +14,7 @@ import feedparser
 from defusedxml import DefusedXmlException
 
 from infra.errors import DecodeError
-from ingest.base import reject
+from ingest.base import SourceBase
 from ingest.text import clean_text, find_tickers, is_symbol, unique
 from streams.records import Document, Rejected, stable_id, utcnow
 
@@ -27,7 +27,7 @@ _ENTITY = re.compile(rb"<!ENTITY\s+%?\s*[\w.-]+\s+(SYSTEM|PUBLIC)?[^>]*>", re.IG
 _CLOSED = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?(?:item|entry)\s*>", re.IGNORECASE)
 
 
-class RssSource:
+class RssSource(SourceBase):
     """An RSS or Atom feed: one document per entry, a `Rejected` per unusable entry.
 
     Args:
@@ -38,19 +38,6 @@ class RssSource:
     """
 
     kind = "rss"
-
-    def __init__(
-        self,
-        name: str,
-        url: str,
-        *,
-        tickers: Sequence[str] = (),
-        body_max_chars: int = 20_000,
-    ) -> None:
-        self.name = name
-        self.url = url
-        self.tickers = tuple(tickers)
-        self.body_max_chars = body_max_chars
 
     def parse(
         self, raw: bytes, fetched_at: datetime | None = None
@@ -134,9 +121,6 @@ class RssSource:
             tickers=tuple(tickers),
             meta=meta,
         )
-
-    def _reject(self, reason: str, detail: str, payload: bytes | str) -> Rejected:
-        return reject(self.name, reason, detail, payload)
 
 
 def declared_symbols(raw: bytes) -> list[list[str]] | None:

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ingest.base import reject
+from ingest.base import SourceBase, reject
 from ingest.text import clean_text, decode, find_tickers, is_symbol, unique
 from streams.records import Document, Rejected, stable_id, utcnow
 
@@ -82,7 +82,7 @@ def encoding_meta(encoding: str) -> dict[str, Any]:
     return {} if encoding in ("utf-8", "utf-8-sig") else {"encoding": encoding}
 
 
-class StocktwitsSource:
+class StocktwitsSource(SourceBase):
     """A StockTwits ``streams/symbol`` response: one document per message.
 
     Args:
@@ -93,19 +93,6 @@ class StocktwitsSource:
     """
 
     kind = "stocktwits"
-
-    def __init__(
-        self,
-        name: str,
-        url: str,
-        *,
-        tickers: Sequence[str] = (),
-        body_max_chars: int = 20_000,
-    ) -> None:
-        self.name = name
-        self.url = url
-        self.tickers = tuple(tickers)
-        self.body_max_chars = body_max_chars
 
     def parse(
         self, raw: bytes, fetched_at: datetime | None = None
@@ -188,9 +175,6 @@ class StocktwitsSource:
             tickers=tuple(equity_symbols([*symbols, *tags, *self.tickers])),
             meta=meta,
         )
-
-    def _reject(self, reason: str, detail: str, payload: bytes | str) -> Rejected:
-        return reject(self.name, reason, detail, payload)
 
 
 def _timestamp(value: Any) -> datetime | None:

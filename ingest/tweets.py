@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from ingest.base import reject
+from ingest.base import SourceBase, reject
 from ingest.stocktwits import cashtags, encoding_meta, equity_symbols, post_text, split_post
 from ingest.text import decode
 from streams.records import Document, Rejected, stable_id, utcnow
@@ -18,7 +18,7 @@ _CREATED_AT = "%a %b %d %H:%M:%S %z %Y"
 _UNDETERMINED = "und"
 
 
-class TweetsSource:
+class TweetsSource(SourceBase):
     """Tweets as the v1.1 API and its archives write them: one document per tweet.
 
     Input is JSON lines; a body that is one JSON document (a list of tweets, a search
@@ -32,19 +32,6 @@ class TweetsSource:
     """
 
     kind = "tweets"
-
-    def __init__(
-        self,
-        name: str,
-        url: str,
-        *,
-        tickers: Sequence[str] = (),
-        body_max_chars: int = 20_000,
-    ) -> None:
-        self.name = name
-        self.url = url
-        self.tickers = tuple(tickers)
-        self.body_max_chars = body_max_chars
 
     def parse(
         self, raw: bytes, fetched_at: datetime | None = None

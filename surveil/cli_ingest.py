@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -15,6 +16,7 @@ from infra.errors import SurveilError
 from ingest.config import KINDS
 from ingest.runner import RunResult
 
+F = TypeVar("F", bound=Callable[..., Any])
 console = Console()
 err_console = Console(stderr=True)
 
@@ -58,20 +60,24 @@ def ingest_feed(
     console.print(f"{sent.documents} documents to docs.raw, {sent.rejected} rejects to docs.dlq")
 
 
-_SOURCES_HELP = "The sources file."
+def _selection(command: F) -> F:
+    """Add --source (repeatable) and --sources FILE to a command."""
+    command = click.option(
+        "--sources",
+        "sources_file",
+        envvar="SURVEIL_SOURCES_FILE",
+        show_envvar=True,
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="The sources file.",
+    )(command)
+    return click.option("--source", "names", multiple=True, help="Only this source (repeatable).")(
+        command
+    )
 
 
 @ingest_group.command("once")
-@click.option("--source", "names", multiple=True, help="Only this source (repeatable).")
-@click.option(
-    "--sources",
-    "sources_file",
-    envvar="SURVEIL_SOURCES_FILE",
-    show_envvar=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help=_SOURCES_HELP,
-)
+@_selection
 @click.pass_context
 def ingest_once(ctx: click.Context, names: Sequence[str], sources_file: Path | None) -> None:
     """Run every source (or the named ones) once, then exit."""
@@ -88,16 +94,7 @@ def ingest_once(ctx: click.Context, names: Sequence[str], sources_file: Path | N
 
 
 @ingest_group.command("run")
-@click.option("--source", "names", multiple=True, help="Only this source (repeatable).")
-@click.option(
-    "--sources",
-    "sources_file",
-    envvar="SURVEIL_SOURCES_FILE",
-    show_envvar=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help=_SOURCES_HELP,
-)
+@_selection
 @click.pass_context
 def ingest_run(ctx: click.Context, names: Sequence[str], sources_file: Path | None) -> None:
     """Run the sources on their intervals until Ctrl-C or SIGTERM (runs in progress finish)."""
