@@ -128,6 +128,27 @@ class Warehouse:
             done.append(migration.name)
         return done
 
+    def set_retention(self, days: int) -> None:
+        """Keep documents, scores and the rollup for ``days`` after publication (0: forever).
+
+        ClickHouse drops expired rows in the background, at merges.
+        """
+        tables = (("documents", "published_at"), ("scores", "published_at"))
+        for table, column in (*tables, ("sentiment_1m", "minute")):
+            if days > 0:
+                ttl = f"toDateTime({column}) + INTERVAL {int(days)} DAY"
+                self.command(f"ALTER TABLE {{db}}.{table} MODIFY TTL {ttl}")
+            elif self._has_ttl(table):
+                self.command(f"ALTER TABLE {{db}}.{table} REMOVE TTL")
+
+    def _has_ttl(self, table: str) -> bool:
+        rows = self.rows(
+            "SELECT create_table_query FROM system.tables WHERE database = {d:String} "
+            "AND name = {t:String}",
+            {"d": self.database, "t": table},
+        )
+        return bool(rows) and " TTL " in str(rows[0][0])
+
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
         """Run a statement that returns no rows. ``{db}`` names this database."""
         sql = sql.replace("{db}", self.database)

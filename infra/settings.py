@@ -33,6 +33,9 @@ class Settings(BaseSettings):
         "", description="chdb:///abs/path or http(s)://host:8123; default chdb under state_dir."
     )
     clickhouse_database: str = Field("surveil", description="ClickHouse database name.")
+    retention_days: int = Field(
+        0, ge=0, description="Keep documents, scores and rollups this many days (0: forever)."
+    )
     app_id: str = Field("surveil", description="Faust app id (consumer group and table prefix).")
     topic_prefix: str = Field("", description="Prefix of every topic name (a namespace).")
     web_port: int = Field(6066, description="Port of the worker's web server on 127.0.0.1.")

@@ -61,6 +61,7 @@ def open_warehouse(settings: Settings, *, migrate: bool = True) -> Warehouse:
     warehouse = Warehouse(connect(settings.dsn), settings.clickhouse_database)
     if migrate:
         warehouse.migrate()
+        warehouse.set_retention(settings.retention_days)
     return warehouse
 
 
