@@ -100,7 +100,8 @@ def connect(settings: Settings | None = None) -> Quant:
     """
     from surveil.runtime import open_warehouse  # noqa: PLC0415 - the CLI's wiring
 
-    settings = settings or Settings()
+    from_env: dict[str, Any] = {}  # everything from SURVEIL_* variables and .env
+    settings = settings or Settings(**from_env)
     warehouse = open_warehouse(settings, migrate=False)
     via = "chdb" if settings.dsn.startswith("chdb:") else "server"
     return Quant(warehouse, warehouse.close, via)
