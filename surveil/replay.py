@@ -1,0 +1,397 @@
+"""Replay a time range of docs.raw into a run's own namespace, for backtests.
+
+A replay reads docs.raw by Kafka timestamp (``offsets_for_times`` gives the first offset of
+the range in every partition), in a fixed order (timestamp, partition, offset), and runs the
+functions the agents run: `streams.classify.score_documents`, the idempotent
+`streams.store.Store` writers, `streams.signals.advance` and the alert rules. Nothing goes
+back to Kafka and nothing to a live channel: alerts get a ``dry-run`` delivery and are
+recorded in the run's own ``alerts`` table. The same range, model and settings give the
+same documents, scores, rollups and alerts every time.
+
+Where a run lives: in its own database, ``<database>_run_<run_id>``. With embedded chDB the
+run databases sit in a separate folder (``<state_dir>/runs/clickhouse``), because the live
+worker owns the main one; with a ClickHouse server they sit beside the live database.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+from kafka.serializer import DefaultSerializer, JsonSerializer
+from tqdm import tqdm
+
+from alerts.rules import ThresholdRule
+from infra.db import Warehouse, connect
+from infra.errors import BrokerError, ConfigError, DecodeError
+from infra.quant import parse_freq, utc
+from infra.settings import Settings
+from models.base import Classifier
+from models.registry import Runtime, load_classifier
+from streams.classify import score_documents
+from streams.records import Alert, Delivery, Document, Scored, utcnow
+from streams.signals import advance
+from streams.store import Store
+from streams.topics import DOCS_RAW
+
+log = logging.getLogger(__name__)
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+DRY_RUN = Delivery(channel="dry-run", ok=True, detail="replay: recorded, never sent")
+
+
+@dataclass
+class RunReport:
+    """What a replay did."""
+
+    run_id: str
+    database: str
+    model_version: str
+    documents: int = 0
+    scores: int = 0
+    alerts: int = 0
+    rejected: int = 0
+    seconds: float = 0.0
+    alert_list: list[Alert] = field(default_factory=list)
+
+
+def run_database(settings: Settings, run_id: str) -> str:
+    """The database name of a run.
+
+    Raises:
+        ConfigError: the run id is not 1-64 letters, digits or underscores.
+    """
+    if not _RUN_ID.match(run_id):
+        msg = f"run id {run_id!r}: use 1-64 letters, digits or underscores"
+        raise ConfigError(msg)
+    return f"{settings.clickhouse_database}_run_{run_id}"
+
+
+def runs_dsn(settings: Settings) -> str:
+    """Where run databases live: a separate chDB folder, or the same server."""
+    if settings.dsn.startswith("chdb:"):
+        return f"chdb://{(settings.state_dir / 'runs' / 'clickhouse').resolve()}"
+    return settings.dsn
+
+
+def open_run(settings: Settings, run_id: str) -> Warehouse:
+    """Open (and migrate) a run's database."""
+    warehouse = Warehouse(connect(runs_dsn(settings)), run_database(settings, run_id))
+    warehouse.migrate()
+    return warehouse
+
+
+def list_runs(settings: Settings) -> list[dict[str, Any]]:
+    """Return every run's row (newest first), from each run database."""
+    warehouse = Warehouse(connect(runs_dsn(settings)), settings.clickhouse_database)
+    try:
+        prefix = f"{settings.clickhouse_database}_run_"
+        names = [
+            str(r[0])
+            for r in warehouse.rows(
+                "SELECT name FROM system.databases WHERE startsWith(name, {p:String})",
+                {"p": prefix},
+            )
+        ]
+        runs: list[dict[str, Any]] = []
+        for name in names:
+            columns, rows = warehouse.query(f"SELECT * FROM {name}.runs FINAL")  # noqa: S608
+            runs += [dict(zip(columns, row, strict=True)) for row in rows]
+    finally:
+        warehouse.close()
+    return sorted(runs, key=lambda r: r["started_at"], reverse=True)
+
+
+def diff_runs(settings: Settings, run_a: str, run_b: str, freq: str = "1h") -> pd.DataFrame:
+    """Compare two runs' series per (ticker, bucket): documents and mean score of each.
+
+    Rows where the runs differ come first (largest absolute mean difference first).
+
+    Raises:
+        ConfigError: a run does not exist.
+    """
+    step = parse_freq(freq).minutes
+    warehouse = Warehouse(connect(runs_dsn(settings)), settings.clickhouse_database)
+    frames = []
+    try:
+        for label, run_id in (("a", run_a), ("b", run_b)):
+            database = run_database(settings, run_id)
+            exists = warehouse.rows(
+                "SELECT 1 FROM system.databases WHERE name = {n:String}", {"n": database}
+            )
+            if not exists:
+                msg = f"no run {run_id} (database {database})"
+                raise ConfigError(msg)
+            sql = f"""
+                SELECT ticker, toStartOfInterval(minute, INTERVAL {step} MINUTE, 'UTC') AS bucket,
+                       sum(documents) AS n, sum(score_sum) / n
+                FROM {database}.sentiment_1m GROUP BY ticker, bucket
+            """  # noqa: S608 - identifiers are validated run ids, the step an int
+            _, rows = warehouse.query(sql)
+            frames.append(
+                pd.DataFrame(
+                    rows, columns=["ticker", "bucket", f"documents_{label}", f"mean_{label}"]
+                )
+            )
+    finally:
+        warehouse.close()
+    merged = frames[0].merge(frames[1], on=["ticker", "bucket"], how="outer")
+    merged["bucket"] = pd.to_datetime(merged["bucket"], utc=True)
+    for column in ("documents_a", "documents_b"):
+        merged[column] = merged[column].fillna(0).astype("int64")
+    merged["mean_diff"] = merged["mean_b"] - merged["mean_a"]
+    merged["differs"] = (merged["documents_a"] != merged["documents_b"]) | (
+        merged["mean_diff"].abs().fillna(1.0) > 1e-6
+    )
+    order = merged.assign(_abs=merged["mean_diff"].abs().fillna(float("inf")))
+    order = order.sort_values(
+        ["differs", "_abs", "ticker", "bucket"], ascending=[False, False, True, True]
+    )
+    return order.drop(columns="_abs").reset_index(drop=True)
+
+
+def parse_speed(value: str) -> float | None:
+    """Read ``max`` (as fast as possible: None) or ``Nx`` (N times event time).
+
+    Raises:
+        ConfigError: neither form.
+    """
+    if value == "max":
+        return None
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)x", value)
+    if match is None or float(match.group(1)) <= 0:
+        msg = f"speed {value!r}: use max or a factor such as 10x or 3600x"
+        raise ConfigError(msg)
+    return float(match.group(1))
+
+
+def read_range(
+    bootstrap: str, topic: str, start: datetime, end: datetime
+) -> Iterator[tuple[int, int, int, Any]]:
+    """Yield (timestamp ms, partition, offset, value) of a topic's records in [start, end).
+
+    Ordered by timestamp, then partition and offset, so every replay sees one order.
+
+    Raises:
+        BrokerError: Kafka failed or the topic does not exist.
+    """
+    lo, hi = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap.split(","),
+            client_id="surveil-replay",
+            group_id=None,
+            enable_auto_commit=False,
+            key_deserializer=DefaultSerializer(),
+            value_deserializer=JsonSerializer(),
+        )
+    except KafkaError as exc:
+        msg = f"cannot reach Kafka at {bootstrap}: {exc}"
+        raise BrokerError(msg) from exc
+    try:
+        parts = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not parts:
+            msg = f"topic {topic} does not exist"
+            raise BrokerError(msg)
+        starts = consumer.offsets_for_times(dict.fromkeys(parts, lo))
+        ends = consumer.end_offsets(parts)
+        records: list[tuple[int, int, int, Any]] = []
+        for tp in parts:
+            first = starts.get(tp)
+            if first is None:  # nothing at or after the start in this partition
+                continue
+            consumer.assign([tp])
+            consumer.seek(tp, first.offset)
+            while consumer.position(tp) < ends[tp]:
+                for batch in consumer.poll(timeout_ms=1_000, max_records=5_000).values():
+                    for r in batch:
+                        if r.offset < ends[tp] and lo <= r.timestamp < hi:
+                            records.append((r.timestamp, tp.partition, r.offset, r.value))
+    except KafkaError as exc:
+        msg = f"cannot read {topic}: {exc}"
+        raise BrokerError(msg) from exc
+    finally:
+        consumer.close()
+    records.sort(key=lambda r: (r[0], r[1], r[2]))
+    yield from records
+
+
+def replay(
+    settings: Settings,
+    run_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    model: str | None = None,
+    speed: str = "max",
+    batch: int = 256,
+    progress: bool = False,
+    replace: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RunReport:
+    """Replay [start, end) of docs.raw into the run's database; return what it produced.
+
+    Raises:
+        ConfigError: a bad run id, range or speed, or the run exists (and not ``replace``).
+        BrokerError: Kafka could not be read.
+    """
+    started, clock = utcnow(), time.monotonic()
+    start, end = utc(start), utc(end)
+    if end <= start:
+        msg = f"empty range: {start.isoformat()} is not before {end.isoformat()}"
+        raise ConfigError(msg)
+    factor = parse_speed(speed)
+    classifier = load_classifier(
+        model or settings.model,
+        Runtime(settings.device, settings.threads, settings.precision, settings.classify_batch),
+    )
+    warehouse = open_run(settings, run_id)
+    try:
+        if warehouse.rows("SELECT run_id FROM {db}.runs WHERE run_id = {r:String}", {"r": run_id}):
+            if not replace:
+                msg = (
+                    f"run {run_id} exists already ({warehouse.database}): pick another "
+                    "--run-id, or --replace it"
+                )
+                raise ConfigError(msg)
+            warehouse.command("DROP DATABASE {db}")
+            warehouse.migrate()
+        report = RunReport(run_id, warehouse.database, classifier.version)
+        _record(warehouse, report, start, end, speed, settings, started, "running")
+        topic = f"{settings.topic_prefix}{DOCS_RAW}"
+        docs, first_ts = _documents(
+            read_range(settings.bootstrap_servers, topic, start, end), report
+        )
+        _run(
+            warehouse, classifier, docs, settings, report, batch, factor, first_ts, progress, sleep
+        )
+        report.seconds = time.monotonic() - clock
+        _record(warehouse, report, start, end, speed, settings, started, "finished")
+    finally:
+        warehouse.close()
+    return report
+
+
+def _documents(
+    records: Iterator[tuple[int, int, int, Any]], report: RunReport
+) -> tuple[list[tuple[int, Document]], int | None]:
+    seen: set[str] = set()
+    docs: list[tuple[int, Document]] = []
+    for ts, _partition, _offset, value in records:
+        try:
+            doc = Document.parse(value)
+        except DecodeError:
+            report.rejected += 1  # the live classify agent dead-lettered it already
+            continue
+        if doc.doc_id not in seen:
+            seen.add(doc.doc_id)
+            docs.append((ts, doc))
+    return docs, docs[0][0] if docs else None
+
+
+def _run(
+    warehouse: Warehouse,
+    classifier: Classifier,
+    docs: list[tuple[int, Document]],
+    settings: Settings,
+    report: RunReport,
+    batch: int,
+    factor: float | None,
+    first_ts: int | None,
+    progress: bool,
+    sleep: Callable[[float], None],
+) -> None:
+    store = Store(warehouse)
+    rule = ThresholdRule(threshold=settings.alert_threshold, min_docs=settings.alert_min_docs)
+    windows: dict[str, dict[str, Any]] = {}
+    rule_states: dict[str, dict[str, Any] | None] = {}
+    paced_from = time.monotonic()
+    with tqdm(total=len(docs), desc="replay", unit="doc", disable=not progress) as bar:
+        for i in range(0, len(docs), batch):
+            chunk = docs[i : i + batch]
+            if factor is not None and first_ts is not None:
+                # Nx: the chunk's last document is due (its Kafka time - first) / N after start.
+                due = (chunk[-1][0] - first_ts) / 1000 / factor
+                wait = due - (time.monotonic() - paced_from)
+                if wait > 0:
+                    sleep(wait)
+            documents = [doc for _, doc in chunk]
+            scored = score_documents(classifier, documents)
+            report.documents += store.write_documents(documents)
+            report.scores += store.write_scores(scored)
+            alerts = _signals(scored, windows, rule_states, rule, settings.signal_window_s)
+            report.alerts += store.write_alerts(alerts)
+            report.alert_list += alerts
+            bar.update(len(chunk))
+
+
+def _signals(
+    scored: list[Scored],
+    windows: dict[str, dict[str, Any]],
+    rule_states: dict[str, dict[str, Any] | None],
+    rule: ThresholdRule,
+    window_s: int,
+) -> list[Alert]:
+    out = []
+    for rec in scored:
+        state, signal = advance(windows.get(rec.ticker, {}), rec, window_s)
+        windows[rec.ticker] = state
+        if signal is None:
+            continue
+        alert, rule_states[rec.ticker] = rule.evaluate(signal, rule_states.get(rec.ticker))
+        if alert is not None:
+            out.append(alert.model_copy(update={"deliveries": (DRY_RUN,)}))
+    return out
+
+
+def _record(
+    warehouse: Warehouse,
+    report: RunReport,
+    start: datetime,
+    end: datetime,
+    speed: str,
+    settings: Settings,
+    started: datetime,
+    status: str,
+) -> None:
+    row = [
+        report.run_id,
+        start,
+        end,
+        report.model_version,
+        speed,
+        f"{settings.topic_prefix}{DOCS_RAW}",
+        report.documents,
+        report.scores,
+        report.alerts,
+        report.rejected,
+        started,
+        utcnow(),
+        status,
+    ]
+    columns = (
+        "run_id",
+        "range_from",
+        "range_to",
+        "model_version",
+        "speed",
+        "source_topic",
+        "documents",
+        "scores",
+        "alerts",
+        "rejected",
+        "started_at",
+        "finished_at",
+        "status",
+    )
+    warehouse.insert("runs", [row], columns)

@@ -1,0 +1,210 @@
+"""Quants' guarantees on the real broker and chDB: rollups that never double count,
+point-in-time queries, and replays that match the live run and each other."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.broker import LocalKafka, free_port
+from infra.errors import ConfigError
+from infra.quant import parse_freq, sentiment
+from infra.settings import Settings
+from ingest.base import collect
+from ingest.producer import DocumentProducer
+from ingest.rss import RssSource
+from models.lexicon import LexiconClassifier
+from streams.classify import score_documents
+from streams.records import Document
+from streams.store import SCORE_COLUMNS
+from surveil.demo import processed
+from surveil.replay import DRY_RUN, diff_runs, list_runs, open_run, replay
+from surveil.runtime import WorkerProcess, open_warehouse
+from surveil.webhook import WebhookReceiver
+
+MSFT_FEED = "fixtures/feeds/seekingalpha_symbol_MSFT_2017-10.rss.xml"
+DAY = timedelta(days=1)
+
+
+@dataclass
+class Live:
+    """One live run: the feed delivered three times through a real worker."""
+
+    settings: Settings
+    docs: list[Document]
+    start: datetime
+    end: datetime
+    webhook_posts: int
+
+
+@pytest.fixture(scope="module")
+def live(
+    kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory, shared_dir: Path
+) -> Iterator[Live]:
+    folder = tmp_path_factory.mktemp("quant")
+    namespace = f"q{os.getpid()}"
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        state_dir=folder / "state",
+        shared_dir=shared_dir,
+        kafka_broker=f"kafka://{kafka.bootstrap}",
+        kafka_partitions=1,  # arrival in publication order, as in test_pipeline
+        topic_prefix=f"{namespace}.",
+        app_id=f"surveil-{namespace}",
+        web_port=free_port(),
+        classify_within=0.2,
+        signal_window_s=2 * 86_400,
+        alert_threshold=-0.15,
+        alert_min_docs=3,
+    )
+    docs = collect(RssSource("seekingalpha-msft", str(shared_dir / MSFT_FEED))).documents
+    pairs = sum(len(d.tickers) for d in docs)
+    with WebhookReceiver() as receiver:
+        env = {"SURVEIL_ALERT_SLACK_WEBHOOK": receiver.url}
+        worker = WorkerProcess(settings, env, folder / "worker.log")
+        worker.start()
+        try:
+            start = datetime.now(UTC)
+            producer = DocumentProducer(
+                settings.bootstrap_servers, topic_prefix=settings.topic_prefix
+            )
+            try:
+                for delivery in range(1, 4):  # the same documents, three times
+                    producer.publish(docs)
+                    worker.wait_until(processed(len(docs) * delivery, pairs * delivery), 180)
+            finally:
+                producer.close()
+            end = datetime.now(UTC) + timedelta(seconds=1)
+        finally:
+            assert worker.stop() == 0
+        posts = len(receiver.received)
+    yield Live(settings, docs, start, end, posts)
+
+
+def expected_rollup(docs: list[Document]) -> dict[str, tuple[int, float]]:
+    """Per ticker: the documents and score sum one delivery must give (scored here)."""
+    totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+    for rec in score_documents(LexiconClassifier(), docs):
+        totals[rec.ticker][0] += 1
+        totals[rec.ticker][1] += rec.score
+    return {t: (int(n), s) for t, (n, s) in totals.items()}
+
+
+def rollup(warehouse: Any, table: str = "sentiment_1m") -> dict[str, tuple[int, float]]:
+    column = "score_sum" if table == "sentiment_1m" else "mean_score * documents"
+    rows = warehouse.rows(
+        f"SELECT ticker, sum(documents), sum({column}) FROM {{db}}.{table} GROUP BY ticker"  # noqa: S608
+    )
+    return {str(t): (int(n), float(s)) for t, n, s in rows}
+
+
+def close_to(a: dict[str, tuple[int, float]], b: dict[str, tuple[int, float]]) -> bool:
+    return a.keys() == b.keys() and all(
+        a[t][0] == b[t][0] and abs(a[t][1] - b[t][1]) < 1e-3 for t in a
+    )
+
+
+@pytest.mark.integration
+def test_three_deliveries_leave_every_rollup_as_one_delivery_gives(live: Live) -> None:
+    expected = expected_rollup(live.docs)
+    assert sum(n for n, _ in expected.values()) == 290
+    warehouse = open_warehouse(live.settings)
+    try:
+        assert close_to(rollup(warehouse), expected)
+        for view in ("sentiment_5m", "sentiment_1h", "sentiment_1d"):
+            assert close_to(rollup(warehouse, view), expected), view
+        scores = warehouse.rows("SELECT count(), uniqExact(doc_id, ticker) FROM {db}.scores")
+        assert scores == [(290, 290)]
+    finally:
+        warehouse.close()
+
+
+@pytest.mark.integration
+def test_a_replay_matches_the_live_run_and_sends_nothing_live(live: Live) -> None:
+    with WebhookReceiver() as receiver:
+        settings = live.settings.model_copy(
+            update={"alert_slack_webhook": receiver.url}  # a live channel the replay must not use
+        )
+        report = replay(settings, "first", live.start, live.end)
+        again = replay(settings, "second", live.start, live.end)
+        assert receiver.received == []
+    assert again.scores == report.scores
+    assert (report.documents, report.scores) == (30, 290)
+    assert {(a.ticker, a.state) for a in report.alert_list} == {
+        ("MSFT", "firing"),
+        ("MSFT", "resolved"),
+    }
+    assert all(a.deliveries == (DRY_RUN,) for a in report.alert_list)
+    assert live.webhook_posts == 2  # the live run did post its two alerts
+
+    live_wh = open_warehouse(live.settings)
+    try:
+        live_rollup = rollup(live_wh)
+        live_alerts = sorted(live_wh.rows("SELECT alert_id, state, value FROM {db}.alerts FINAL"))
+        live_minutes = sorted(live_wh.rows("SELECT * FROM {db}.sentiment_1m FINAL"))
+    finally:
+        live_wh.close()
+    run = open_run(live.settings, "first")
+    try:
+        assert close_to(rollup(run), live_rollup)
+        assert (
+            sorted(run.rows("SELECT alert_id, state, value FROM {db}.alerts FINAL")) == live_alerts
+        )
+        run_minutes = sorted(run.rows("SELECT * FROM {db}.sentiment_1m FINAL"))
+        assert [r[:4] for r in run_minutes] == [r[:4] for r in live_minutes]
+    finally:
+        run.close()
+
+    diff = diff_runs(live.settings, "first", "second", freq="1h")
+    assert len(diff) > 0 and not diff["differs"].any()  # two replays, identical series
+    runs = {r["run_id"]: r for r in list_runs(live.settings)}
+    assert runs["first"]["status"] == "finished" and runs["first"]["scores"] == 290
+
+
+@pytest.mark.integration
+def test_a_run_id_is_not_overwritten_by_accident(live: Live) -> None:
+    replay(live.settings, "once", live.start, live.end)
+    with pytest.raises(ConfigError, match="exists already"):
+        replay(live.settings, "once", live.start, live.end)
+    assert replay(live.settings, "once", live.start, live.end, replace=True).scores == 290
+
+
+def test_as_of_excludes_rows_scored_or_ingested_later(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, state_dir=tmp_path / "state")  # type: ignore[call-arg]
+    t0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+    warehouse = open_warehouse(settings)
+    try:
+        rows = []
+        for i, late in enumerate([0, 0, 5, 60]):  # minutes between publication and scoring
+            at = t0 + timedelta(minutes=i)
+            rows.append(
+                [f"d{i}", "AAPL", "news", "s", at, at, "positive", 0.1, 0.2, 0.7, 0.6,
+                 "none", 0.0, 1.0, "m", at + timedelta(minutes=late), at + timedelta(minutes=late)]
+            )  # fmt: skip
+        warehouse.insert("scores", rows, [*SCORE_COLUMNS, "ingested_at"])
+        end = t0 + timedelta(hours=2)
+        full = sentiment(warehouse, "AAPL", t0, end, "1h")
+        then = sentiment(warehouse, "AAPL", t0, end, "1h", as_of=t0 + timedelta(minutes=4))
+        later = sentiment(warehouse, "AAPL", t0, end, "1h", as_of=t0 + timedelta(minutes=30))
+    finally:
+        warehouse.close()
+    assert full["documents"].tolist() == [4]
+    assert then["documents"].tolist() == [2]  # d2 was scored at 14:07, d3 at 15:03
+    assert later["documents"].tolist() == [3]
+
+
+def test_frequencies_and_naive_times() -> None:
+    assert [parse_freq(f).name for f in ("1min", "5m", "90min", "1h", "24h", "1d")] == [
+        "1min", "5min", "90min", "1h", "1d", "1d",
+    ]  # fmt: skip
+    with pytest.raises(ConfigError):
+        parse_freq("30s")
+    with pytest.raises(ConfigError, match="no time zone"):
+        sentiment(None, "AAPL", datetime(2026, 3, 2), datetime(2026, 3, 3))  # type: ignore[arg-type]  # noqa: DTZ001
