@@ -22,8 +22,10 @@ from typing import Any
 import pandas as pd
 
 from infra import quant
+from infra.errors import StoreError
 from infra.quant import READ_ONLY, Reader
 from infra.settings import Settings
+from surveil.endpoint import WorkerReader, dsn_location
 
 
 class Quant:
@@ -95,13 +97,48 @@ def connect(settings: Settings | None = None) -> Quant:
     """Open read-only access to the data the settings point at.
 
     With a ClickHouse server, a direct connection. With embedded chDB, the folder belongs to
-    the process that writes it: when a worker runs, the queries go through its read-only
-    endpoint on 127.0.0.1; otherwise the folder is opened directly.
+    the process that writes it: when a worker of this folder and database answers on
+    127.0.0.1:``web_port``, the queries go through its read-only endpoint; otherwise the
+    folder is opened directly.
+
+    Raises:
+        StoreError: the folder is held by another process and no worker endpoint serving it
+            answered at ``web_port``; or the server could not be reached.
     """
     from surveil.runtime import open_warehouse  # noqa: PLC0415 - the CLI's wiring
 
     from_env: dict[str, Any] = {}  # everything from SURVEIL_* variables and .env
     settings = settings or Settings(**from_env)
-    warehouse = open_warehouse(settings, migrate=False)
-    via = "chdb" if settings.dsn.startswith("chdb:") else "server"
-    return Quant(warehouse, warehouse.close, via)
+    if not settings.dsn.startswith("chdb:"):
+        warehouse = open_warehouse(settings, migrate=False)
+        return Quant(warehouse, warehouse.close, "server")
+    reader, why_not = _worker_reader(settings)
+    if reader is not None:
+        return Quant(reader, reader.close, "worker")
+    try:
+        warehouse = open_warehouse(settings, migrate=False)
+    except StoreError as exc:
+        msg = (
+            f"cannot open {dsn_location(settings.dsn)}: another process holds the chDB folder, "
+            f"and {why_not} (is the worker running with web_port {settings.web_port}?)"
+        )
+        raise StoreError(msg) from exc
+    return Quant(warehouse, warehouse.close, "chdb")
+
+
+def _worker_reader(settings: Settings) -> tuple[WorkerReader | None, str]:
+    """Return a reader over the worker serving the settings' data, or why there is none."""
+    url = f"http://127.0.0.1:{settings.web_port}"
+    reader = WorkerReader(url)
+    try:
+        # A short wait: with no worker the port refuses at once or nothing answers at all.
+        served = reader.identity(timeout=2.0)
+    except StoreError:
+        reader.close()
+        return None, f"no worker query endpoint was reachable at {url}"
+    wanted = {"database": settings.clickhouse_database, "dsn_path": dsn_location(settings.dsn)}
+    if {key: served.get(key) for key in wanted} != wanted:
+        reader.close()
+        theirs = f"{served.get('dsn_path')} (database {served.get('database')})"
+        return None, f"the worker at {url} serves {theirs}, not this database"
+    return reader, ""

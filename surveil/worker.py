@@ -16,6 +16,7 @@ from models.registry import Runtime, load_classifier
 from streams import classify, signals, store
 from streams.app import Pipeline, create_pipeline
 from streams.topics import ALL_TOPICS, with_prefix
+from surveil import endpoint
 from surveil.runtime import open_warehouse, worker_config
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ def build(settings: Settings) -> Pipeline:
     pipeline = create_pipeline(worker_config(settings))
     classify.register(pipeline, classifier)
     store.register(pipeline, store.Store(warehouse))
+    endpoint.register(pipeline, warehouse, settings.dsn)  # quants read while we own chDB
     signals.register(pipeline)
     notifiers: list[Notifier] = []
     if settings.alert_slack_webhook is not None:
