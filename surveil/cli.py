@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import sys
 import time
 from collections.abc import Callable
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -188,7 +184,7 @@ def migrate(ctx: _Context) -> None:
     console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 
-# --- demo and query --------------------------------------------------------------------
+# --- demo ------------------------------------------------------------------------------
 
 
 @cli.command()
@@ -239,47 +235,6 @@ def demo(
     )
 
 
-@cli.command()
-@click.argument("sql")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-)
-@pass_ctx
-def query(ctx: _Context, sql: str, fmt: str) -> None:
-    """Run a read-only SQL query against ClickHouse and print the result."""
-    from surveil.runtime import open_warehouse  # noqa: PLC0415
-
-    try:
-        warehouse = open_warehouse(ctx.settings())
-        try:
-            columns, rows = warehouse.query(sql, settings={"readonly": 2})
-        finally:
-            warehouse.close()
-    except SurveilError as exc:
-        _fail(exc)
-    if fmt == "json":
-        for row in rows:
-            click.echo(json.dumps(dict(zip(columns, row, strict=True)), default=_json_default))
-    elif fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(columns)
-        writer.writerows(rows)
-        click.echo(buffer.getvalue(), nl=False)
-    else:
-        _print_table(None, columns, rows)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return str(value)
-
-
 def _print_table(title: str | None, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
     table = Table(title=title)
     for column in columns:
@@ -293,12 +248,18 @@ def _register() -> None:
     from surveil.cli_eval import classify_command, eval_command  # noqa: PLC0415
     from surveil.cli_ingest import ingest_group  # noqa: PLC0415
     from surveil.cli_models import models_group, train_command  # noqa: PLC0415
+    from surveil.cli_quant import plot_command, query_group  # noqa: PLC0415
+    from surveil.cli_runs import replay_command, runs_group  # noqa: PLC0415
 
     cli.add_command(train_command)
     cli.add_command(eval_command)
     cli.add_command(classify_command)
     cli.add_command(models_group)
     cli.add_command(ingest_group)
+    cli.add_command(query_group)
+    cli.add_command(plot_command)
+    cli.add_command(replay_command)
+    cli.add_command(runs_group)
 
 
 _register()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infra.errors import SurveilError
+from surveil.cli_quant import TS
 
 console = Console()
 
@@ -20,35 +21,9 @@ def _fail(exc: SurveilError) -> None:
     sys.exit(1)
 
 
-class Timestamp(click.ParamType):
-    """An ISO date or datetime; naive values are UTC."""
-
-    name = "timestamp"
-
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> datetime:
-        """Parse the value into an aware UTC datetime."""
-        if isinstance(value, datetime):
-            parsed = value
-        else:
-            try:
-                parsed = datetime.fromisoformat(str(value))
-            except ValueError:
-                self.fail(
-                    f"{value!r} is not an ISO date or datetime (2026-03-02T14:00)", param, ctx
-                )
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-TIMESTAMP = Timestamp()
-
-
 @click.command("replay")
-@click.option(
-    "--from", "start", type=TIMESTAMP, required=True, help="Range start (Kafka time, UTC)."
-)
-@click.option("--to", "end", type=TIMESTAMP, required=True, help="Range end, exclusive.")
+@click.option("--from", "start", type=TS, required=True, help="Range start (Kafka time, UTC).")
+@click.option("--to", "end", type=TS, required=True, help="Range end, exclusive.")
 @click.option("--run-id", required=True, help="Name of the run (letters, digits, _).")
 @click.option(
     "--model",
@@ -93,7 +68,8 @@ def replay_command(
     console.print(
         f"run {report.run_id} ({report.database}, model {report.model_version}): "
         f"{report.documents} documents, {report.scores} scores, {report.alerts} alert states "
-        f"(dry run), {report.rejected} rejected, {report.seconds:.1f} s"
+        f"(dry run), {report.rejected} rejected, {report.seconds:.1f} s",
+        soft_wrap=True,
     )
 
 
@@ -149,7 +125,8 @@ def runs_diff(ctx: click.Context, run_a: str, run_b: str, freq: str, rows: int) 
     differing = diff[diff["differs"]]
     console.print(
         f"{len(diff)} (ticker, bucket) rows compared at {freq}: {len(differing)} differ; "
-        f"max |mean difference| {diff['mean_diff'].abs().max():.6f}"
+        f"max |mean difference| {diff['mean_diff'].abs().max():.6f}",
+        soft_wrap=True,
     )
     if differing.empty:
         return

@@ -67,7 +67,7 @@ def test_query_prints_table_csv_and_json_and_refuses_writes(tmp_path: Path) -> N
     env = _env(tmp_path)
     assert _invoke(env, "migrate")[1].startswith("applied: 001_init")
     assert _invoke(env, "migrate")[1] == "schema is up to date\n"
-    sql = "SELECT name, version FROM {db}.schema_migrations"
+    sql = "SELECT name, version FROM {db}.schema_migrations WHERE version = 1"
     code, out = _invoke(env, "query", sql, "--format", "json")
     assert code == 0 and json.loads(out) == {"name": "001_init", "version": 1}
     assert _invoke(env, "query", sql, "--format", "csv")[1] == "name,version\n001_init,1\n"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from infra.broker import LocalKafka, free_port
 from infra.errors import ConfigError
@@ -24,9 +25,10 @@ from models.lexicon import LexiconClassifier
 from streams.classify import score_documents
 from streams.records import Document
 from streams.store import SCORE_COLUMNS
+from surveil.cli import cli
 from surveil.demo import processed
 from surveil.replay import DRY_RUN, diff_runs, list_runs, open_run, replay
-from surveil.runtime import WorkerProcess, open_warehouse
+from surveil.runtime import WorkerProcess, open_warehouse, settings_env
 from surveil.webhook import WebhookReceiver
 
 MSFT_FEED = "fixtures/feeds/seekingalpha_symbol_MSFT_2017-10.rss.xml"
@@ -208,3 +210,19 @@ def test_frequencies_and_naive_times() -> None:
         parse_freq("30s")
     with pytest.raises(ConfigError, match="no time zone"):
         sentiment(None, "AAPL", datetime(2026, 3, 2), datetime(2026, 3, 3))  # type: ignore[arg-type]  # noqa: DTZ001
+
+
+@pytest.mark.integration
+def test_replay_and_runs_from_the_command_line(live: Live) -> None:
+    env = settings_env(live.settings)
+    span = ["--from", live.start.isoformat(), "--to", live.end.isoformat()]
+    for run_id in ("cli_a", "cli_b"):
+        result = CliRunner().invoke(cli, ["replay", *span, "--run-id", run_id], env=env)
+        assert result.exit_code == 0, result.output
+        assert "30 documents, 290 scores" in result.output
+    listed = CliRunner().invoke(cli, ["runs", "list"], env=env)
+    assert listed.exit_code == 0 and "cli_a" in listed.output and "cli_b" in listed.output
+    same = CliRunner().invoke(cli, ["runs", "diff", "cli_a", "cli_b", "--freq", "1d"], env=env)
+    assert same.exit_code == 0 and ": 0 differ" in same.output
+    missing = CliRunner().invoke(cli, ["runs", "diff", "cli_a", "nope"], env=env)
+    assert missing.exit_code == 1 and "no run nope" in missing.output
