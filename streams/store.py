@@ -105,7 +105,7 @@ class Store:
     def write_scores(self, records: Sequence[Scored]) -> int:
         """Insert (document, ticker) scores not stored yet; return how many were new."""
         fresh = list({(r.doc_id, r.ticker): r for r in records}.values())
-        stored = self._existing("scores", [r.doc_id for r in fresh], ("doc_id", "ticker"))
+        stored = self._stored_scores(fresh)
         rows = [
             [getattr(r, column) for column in SCORE_COLUMNS]
             for r in fresh
@@ -139,6 +139,31 @@ class Store:
             if (a.alert_id, a.state) not in stored
         ]
         return self.warehouse.insert("alerts", rows, ALERT_COLUMNS)
+
+    def _stored_scores(self, fresh: Sequence[Scored]) -> set[tuple[Any, ...]]:
+        """The (doc_id, ticker) pairs of a batch already stored.
+
+        The sort key is (ticker, published_at, doc_id): bounding the lookup by the batch's
+        tickers and publication times lets ClickHouse skip all but a few granules, where
+        a lookup by doc_id alone reads the whole table. A redelivered pair has the same
+        ticker and publication time, so the bounds never hide one.
+        """
+        if not fresh:
+            return set()
+        times = [r.published_at for r in fresh]
+        sql = (
+            f"SELECT DISTINCT doc_id, ticker FROM {self.warehouse.database}.scores "  # noqa: S608
+            "WHERE ticker IN {tickers:Array(String)} "
+            "AND published_at BETWEEN {lo:DateTime64(3, 'UTC')} AND {hi:DateTime64(3, 'UTC')} "
+            "AND doc_id IN {ids:Array(String)}"
+        )
+        params = {
+            "tickers": sorted({r.ticker for r in fresh}),
+            "lo": min(times),
+            "hi": max(times),
+            "ids": sorted({r.doc_id for r in fresh}),
+        }
+        return set(self.warehouse.rows(sql, params))
 
     def _existing(
         self, table: str, ids: list[str], columns: Sequence[str] = ("doc_id",)

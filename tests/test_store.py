@@ -57,7 +57,7 @@ def _scored(n: int, ticker: str, score: float) -> Scored:
 
 def test_migrations_apply_once(warehouse: Warehouse) -> None:
     assert warehouse.migrate() == []
-    versions = warehouse.rows("SELECT version FROM {db}.schema_migrations")
+    versions = warehouse.rows("SELECT version FROM {db}.schema_migrations ORDER BY version")
     assert versions == [(m.version,) for m in load_migrations()]
 
 
@@ -124,3 +124,18 @@ def test_unknown_dsn_and_bad_database_names_are_config_errors(tmp_path: Path) ->
             Warehouse(client, "surveil; DROP TABLE x")
     finally:
         client.close()
+
+
+def test_retention_is_a_ttl_that_can_be_lifted(warehouse: Warehouse) -> None:
+    def ttl(table: str) -> bool:
+        [(query,)] = warehouse.rows(
+            "SELECT create_table_query FROM system.tables WHERE database = {d:String} "
+            "AND name = {t:String}",
+            {"d": warehouse.database, "t": table},
+        )
+        return " TTL " in str(query)
+
+    warehouse.set_retention(30)
+    assert all(ttl(t) for t in ("documents", "scores", "sentiment_1m"))
+    warehouse.set_retention(0)
+    assert not any(ttl(t) for t in ("documents", "scores", "sentiment_1m"))
