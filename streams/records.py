@@ -169,6 +169,11 @@ class Alert(Record):
     evidence: tuple[DocRef, ...] = ()
     state: Literal["firing", "resolved"]
     deliveries: tuple[Delivery, ...] = ()
+    kind: str = "threshold"
+    zscore: float | None = None
+    model_version: str = ""
+    sources: tuple[str, ...] = ()
+    trigger_published_at: AwareDatetime | None = None
 
 
 class Rejected(Record):
