@@ -1,0 +1,531 @@
+"""The alert outbox: persist every notification first, deliver it later, never lose one.
+
+One SQLite file (WAL) holds four tables: ``outbox`` (one row per notification key and
+channel, pending until delivered or given up), ``attempts`` (every delivery attempt),
+``silences`` and ``acks``. The CLI writes silences and acks while the worker runs, which
+SQLite allows across processes. Times are integer microseconds since the epoch (UTC).
+
+Delivery is at least once per (key, channel), and exactly once unless the process dies
+between a notifier's successful send and `Outbox.record`: that row is still pending after a
+restart and is sent once more. Run one `Deliverer` per outbox file.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, cast
+
+from alerts.base import Notifier
+from infra.errors import StoreError
+from streams.counters import Counters
+from streams.records import Alert, Delivery, utcnow
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+Status = Literal["pending", "delivered", "failed"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    key TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    alert_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    alert TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at INTEGER NOT NULL,
+    done_at INTEGER,
+    PRIMARY KEY (key, channel)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_at);
+CREATE INDEX IF NOT EXISTS outbox_by_alert ON outbox (alert_id);
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    alert_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    ok INTEGER NOT NULL,
+    status INTEGER,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_by_alert ON attempts (alert_id, id);
+CREATE TABLE IF NOT EXISTS silences (
+    id TEXT PRIMARY KEY,
+    ticker TEXT,
+    rule TEXT,
+    until INTEGER NOT NULL,
+    by TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    removed INTEGER
+);
+CREATE TABLE IF NOT EXISTS acks (
+    id INTEGER PRIMARY KEY,
+    alert_id TEXT NOT NULL,
+    by TEXT NOT NULL,
+    note TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS acks_by_alert ON acks (alert_id, id);
+"""
+
+
+def _micros(at: datetime) -> int:
+    if at.tzinfo is None or at.utcoffset() is None:
+        msg = f"a timezone-aware datetime is required, got {at!r}"
+        raise ValueError(msg)
+    return (at - _EPOCH) // _MICROSECOND
+
+
+def _datetime(micros: int) -> datetime:
+    return _EPOCH + micros * _MICROSECOND
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A notification waiting for delivery on one channel, with the attempts made so far."""
+
+    key: str
+    channel: str
+    alert: Alert
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One delivery attempt of a notification, as stored."""
+
+    key: str
+    delivery: Delivery
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Where one notification stands on one channel.
+
+    Attributes:
+        key: the notification key; state: firing or resolved.
+        status: pending, delivered or failed (gave up after ``max_attempts``).
+        next_at: the next attempt's time while pending; done_at: when it was delivered or
+            given up.
+    """
+
+    key: str
+    channel: str
+    state: str
+    status: Status
+    attempts: int
+    created: datetime
+    next_at: datetime | None
+    done_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """Hold notifications of a ticker and/or rule (None: any) until ``until``."""
+
+    id: str
+    ticker: str | None
+    rule: str | None
+    until: datetime
+    by: str
+    reason: str
+    created: datetime
+
+    def covers(self, ticker: str, rule: str) -> bool:
+        """Whether this silence applies to the group (ticker, rule)."""
+        return self.ticker in (None, ticker) and self.rule in (None, rule)
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Someone acknowledged an alert."""
+
+    alert_id: str
+    by: str
+    note: str
+    at: datetime
+
+
+class Outbox:
+    """The persistent outbox, silences and acks in one SQLite file; thread-safe.
+
+    Args:
+        path: the database file; it and its folder are created when missing.
+        base: the first retry's ceiling in seconds; each failure doubles it.
+        cap: the largest ceiling in seconds.
+        max_attempts: attempts before a notification is marked ``failed``.
+        clock: the current time (stamps rows).
+        rand: a number in [0, 1) for the full jitter: the delay is ``rand() * ceiling``.
+
+    Raises:
+        StoreError: the file cannot be opened, is not a SQLite database, is corrupt, or was
+            written by a newer surveil; the message names the file.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        base: float = 2.0,
+        cap: float = 600.0,
+        max_attempts: int = 10,
+        clock: Callable[[], datetime] = utcnow,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        if base <= 0 or cap < base or max_attempts < 1:
+            msg = "outbox needs base > 0, cap >= base and max_attempts >= 1"
+            raise ValueError(msg)
+        self.path = path
+        self.base, self.cap, self.max_attempts = base, cap, max_attempts
+        self._clock = clock
+        self._rand = rand
+        self._lock = threading.Lock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(path, check_same_thread=False, timeout=10.0)
+        except (OSError, sqlite3.Error) as exc:
+            msg = f"alert outbox {path}: cannot open: {exc}"
+            raise StoreError(msg) from exc
+        try:
+            self._open()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _open(self) -> None:
+        with self._guard() as conn:
+            problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+            if problems != ["ok"]:
+                msg = f"alert outbox {self.path}: corrupt: {'; '.join(problems[:3])}"
+                raise StoreError(msg)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                msg = (
+                    f"alert outbox {self.path}: schema version {version} is newer than "
+                    f"this surveil's ({SCHEMA_VERSION})"
+                )
+                raise StoreError(msg)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a delivered mark lost to a power cut would mean a second notification.
+            conn.execute("PRAGMA synchronous=FULL")
+            with conn:
+                conn.executescript(_SCHEMA)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @contextmanager
+    def _guard(self) -> Iterator[sqlite3.Connection]:
+        """Hold the lock, and turn SQLite errors into a StoreError naming the file."""
+        with self._lock:
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                msg = f"alert outbox {self.path}: {exc}"
+                raise StoreError(msg) from exc
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- notifications ------------------------------------------------------------------
+
+    def put(self, alert: Alert, channels: Sequence[str], key: str) -> bool:
+        """Persist a notification for each channel, due at once; False if all were known.
+
+        Args:
+            alert: what to deliver.
+            channels: the notifier names to deliver it to.
+            key: names the notification, e.g. ``alert_id:state:repeat``; a (key, channel)
+                pair is stored, and so delivered, once.
+        """
+        now = _micros(self._clock())
+        body = alert.model_dump_json()
+        with self._guard() as conn, conn:
+            added = 0
+            for channel in dict.fromkeys(channels):
+                cursor = conn.execute(
+                    "INSERT OR IGNORE INTO outbox (key, channel, alert_id, state, alert, created,"
+                    " next_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (key, channel, alert.alert_id, alert.state, body, now, now),
+                )
+                added += cursor.rowcount
+        return added > 0
+
+    def due(self, now: datetime, limit: int = 100) -> list[Pending]:
+        """Return pending notifications whose next attempt time has come, oldest first."""
+        with self._guard() as conn:
+            rows = conn.execute(
+                "SELECT key, channel, alert, attempts FROM outbox"
+                " WHERE status = 'pending' AND next_at <= ? ORDER BY next_at, created LIMIT ?",
+                (_micros(now), limit),
+            ).fetchall()
+        return [
+            Pending(key, channel, Alert.model_validate_json(body), n)
+            for key, channel, body, n in rows
+        ]
+
+    def delay(self, attempts: int) -> float:
+        """Return the wait in seconds after ``attempts`` failed attempts (full jitter)."""
+        ceiling = min(self.cap, self.base * 2.0 ** min(max(attempts - 1, 0), 62))
+        return self._rand() * ceiling
+
+    def record(self, pending: Pending, delivery: Delivery, now: datetime) -> Status:
+        """Store an attempt; mark delivered, or schedule the next try, or give up.
+
+        Returns:
+            the notification's status afterwards.
+        """
+        at = _micros(now)
+        with self._guard() as conn, conn:
+            conn.execute(
+                "INSERT INTO attempts (key, channel, alert_id, at, ok, status, detail)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    pending.key,
+                    pending.channel,
+                    pending.alert.alert_id,
+                    _micros(delivery.at),
+                    int(delivery.ok),
+                    delivery.status,
+                    delivery.detail,
+                ),
+            )
+            row = conn.execute(
+                "SELECT status, attempts FROM outbox WHERE key = ? AND channel = ?",
+                (pending.key, pending.channel),
+            ).fetchone()
+            if row is None:
+                msg = (
+                    f"alert outbox {self.path}: no notification {pending.key} to {pending.channel}"
+                )
+                raise StoreError(msg)
+            if row[0] != "pending":
+                return cast(Status, row[0])
+            attempts = row[1] + 1
+            status: Status
+            if delivery.ok:
+                status, next_at, done_at = "delivered", None, at
+            elif attempts >= self.max_attempts:
+                status, next_at, done_at = "failed", None, at
+            else:
+                wait = timedelta(seconds=self.delay(attempts))
+                status, next_at, done_at = "pending", _micros(now + wait), None
+            conn.execute(
+                "UPDATE outbox SET status = ?, attempts = ?, next_at = COALESCE(?, next_at),"
+                " done_at = ? WHERE key = ? AND channel = ?",
+                (status, attempts, next_at, done_at, pending.key, pending.channel),
+            )
+        return status
+
+    def attempts(self, alert_id: str) -> list[Attempt]:
+        """Return every delivery attempt of an alert's notifications, oldest first."""
+        with self._guard() as conn:
+            rows = conn.execute(
+                "SELECT key, channel, at, ok, status, detail FROM attempts WHERE alert_id = ?"
+                " ORDER BY id",
+                (alert_id,),
+            ).fetchall()
+        return [
+            Attempt(
+                key,
+                Delivery(
+                    channel=channel, ok=bool(ok), status=status, detail=detail, at=_datetime(at)
+                ),
+            )
+            for key, channel, at, ok, status, detail in rows
+        ]
+
+    def deliveries(self, alert_id: str) -> list[Outcome]:
+        """Return where each of an alert's notifications stands, per channel."""
+        with self._guard() as conn:
+            rows = conn.execute(
+                "SELECT key, channel, state, status, attempts, created, next_at, done_at"
+                " FROM outbox WHERE alert_id = ? ORDER BY created, key, channel",
+                (alert_id,),
+            ).fetchall()
+        return [
+            Outcome(
+                key=key,
+                channel=channel,
+                state=state,
+                status=status,
+                attempts=attempts,
+                created=_datetime(created),
+                next_at=_datetime(next_at) if status == "pending" else None,
+                done_at=None if done_at is None else _datetime(done_at),
+            )
+            for key, channel, state, status, attempts, created, next_at, done_at in rows
+        ]
+
+    # -- silences and acks --------------------------------------------------------------
+
+    def silence(
+        self, ticker: str | None, rule: str | None, until: datetime, by: str, reason: str
+    ) -> str:
+        """Hold notifications of a ticker and/or rule (None: any) until ``until``; return its id."""
+        silence_id = uuid.uuid4().hex[:12]
+        with self._guard() as conn, conn:
+            conn.execute(
+                "INSERT INTO silences (id, ticker, rule, until, by, reason, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (silence_id, ticker, rule, _micros(until), by, reason, _micros(self._clock())),
+            )
+        return silence_id
+
+    def unsilence(self, silence_id: str) -> bool:
+        """End a silence now; False if there is no such silence in force."""
+        with self._guard() as conn, conn:
+            cursor = conn.execute(
+                "UPDATE silences SET removed = ? WHERE id = ? AND removed IS NULL",
+                (_micros(self._clock()), silence_id),
+            )
+        return cursor.rowcount > 0
+
+    def silences(self, now: datetime) -> list[Silence]:
+        """Return the silences in force at ``now``, soonest to end first."""
+        with self._guard() as conn:
+            rows = conn.execute(
+                "SELECT id, ticker, rule, until, by, reason, created FROM silences"
+                " WHERE removed IS NULL AND until > ? ORDER BY until, id",
+                (_micros(now),),
+            ).fetchall()
+        return [
+            Silence(sid, ticker, rule, _datetime(until), by, reason, _datetime(created))
+            for sid, ticker, rule, until, by, reason, created in rows
+        ]
+
+    def is_silenced(self, ticker: str, rule: str, now: datetime) -> bool:
+        """Whether a silence in force at ``now`` covers the group (ticker, rule)."""
+        return any(s.covers(ticker, rule) for s in self.silences(now))
+
+    def ack(self, alert_id: str, by: str, note: str = "") -> None:
+        """Record that ``by`` acknowledged the alert."""
+        with self._guard() as conn, conn:
+            conn.execute(
+                "INSERT INTO acks (alert_id, by, note, at) VALUES (?, ?, ?, ?)",
+                (alert_id, by, note, _micros(self._clock())),
+            )
+
+    def acks(self, alert_id: str) -> list[Ack]:
+        """Return the acknowledgements of an alert, oldest first."""
+        with self._guard() as conn:
+            rows = conn.execute(
+                "SELECT by, note, at FROM acks WHERE alert_id = ? ORDER BY id", (alert_id,)
+            ).fetchall()
+        return [Ack(alert_id, by, note, _datetime(at)) for by, note, at in rows]
+
+
+class Deliverer:
+    """Deliver what the outbox holds, in a daemon thread or one pass at a time.
+
+    A notifier that fails or raises costs one recorded attempt; the loop goes on.
+
+    Args:
+        outbox: where notifications wait.
+        notifiers: by channel name (the names given to `Outbox.put`).
+        clock: the current time.
+        sleep: waits between passes; by default a wait that `stop` interrupts.
+        interval: seconds between passes of the thread.
+        counters: counts ``alerts.delivered``, ``alerts.delivery_failed``,
+            ``alerts.delivery_gave_up`` and ``alerts.deliverer_errors``.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        notifiers: Mapping[str, Notifier],
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], object] | None = None,
+        *,
+        interval: float = 1.0,
+        counters: Counters | None = None,
+    ) -> None:
+        self._outbox = outbox
+        self._notifiers = dict(notifiers)
+        self._clock = clock
+        self._stopping = threading.Event()
+        self._sleep = sleep if sleep is not None else self._stopping.wait
+        self._interval = interval
+        self._counters = counters if counters is not None else Counters()
+        self._pass = threading.Lock()  # one pass at a time: a row is never sent twice at once
+        self._thread: threading.Thread | None = None
+
+    def run_once(self, now: datetime) -> int:
+        """Attempt every notification due at ``now``; return how many attempts were made."""
+        with self._pass:
+            due = self._outbox.due(now)
+            for pending in due:
+                delivery = self._send(pending, now)
+                status = self._outbox.record(pending, delivery, now)
+                if delivery.ok:
+                    self._counters.inc("alerts.delivered")
+                    continue
+                self._counters.inc("alerts.delivery_failed")
+                attempt = f"{pending.key} to {pending.channel} (attempt {pending.attempts + 1})"
+                log.warning("alert %s failed: %s %s", attempt, delivery.status, delivery.detail)
+                if status == "failed":
+                    self._counters.inc("alerts.delivery_gave_up")
+                    log.error("alert %s to %s: giving up", pending.key, pending.channel)
+            return len(due)
+
+    def _send(self, pending: Pending, now: datetime) -> Delivery:
+        notifier = self._notifiers.get(pending.channel)
+        if notifier is None:
+            return Delivery(channel=pending.channel, ok=False, detail="no notifier", at=now)
+        try:
+            return notifier.send(pending.alert)
+        except Exception as exc:  # a notifier must not raise; one that does costs an attempt
+            log.exception("notifier %s raised on %s", pending.channel, pending.key)
+            detail = f"{type(exc).__name__}: {exc}"[:500]
+            return Delivery(channel=pending.channel, ok=False, detail=detail, at=now)
+
+    def start(self) -> None:
+        """Run `run_once` in a daemon thread every ``interval`` seconds until `stop`."""
+        if self._thread is not None:
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._loop, name="surveil-deliverer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread after its current pass."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.run_once(self._clock())
+            except Exception:  # the store may be briefly locked by the CLI: try next pass
+                self._counters.inc("alerts.deliverer_errors")
+                log.exception("alert deliverer pass failed")
+            self._sleep(self._interval)

@@ -1,0 +1,209 @@
+"""The outbox: idempotent puts, restarts, backoff, silences, acks, and the deliverer."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from alerts.outbox import Deliverer, Outbox
+from alerts.slack import SlackWebhook
+from infra.errors import StoreError
+from streams.counters import Counters
+from streams.records import Alert, Delivery
+from surveil.webhook import WebhookReceiver
+
+T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+KEY = "a1:firing:0"
+
+
+class Clock:
+    """A settable clock."""
+
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+
+class Flaky:
+    """A notifier that raises ``fail`` times, then delivers; records what it sent."""
+
+    def __init__(self, name: str, fail: int = 0) -> None:
+        self.name = name
+        self.fail = fail
+        self.sent: list[str] = []
+
+    def send(self, alert: Alert) -> Delivery:
+        if self.fail:
+            self.fail -= 1
+            raise RuntimeError("connection reset")
+        self.sent.append(alert.alert_id)
+        return Delivery(channel=self.name, ok=True, status=200, at=T0)
+
+
+def alert(alert_id: str = "a1", state: str = "firing") -> Alert:
+    return Alert(
+        alert_id=alert_id,
+        fingerprint="f" * 32,
+        rule="neg_spike",
+        severity="warning",
+        ticker="ACME",
+        fired_at=T0,
+        value=-0.5,
+        threshold=-0.3,
+        window_start=T0 - timedelta(hours=1),
+        window_end=T0,
+        documents=4,
+        explanation="ACME is down",
+        state=state,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def outbox(tmp_path: Path, clock: Clock) -> Iterator[Outbox]:
+    with Outbox(tmp_path / "outbox.db", base=1, cap=8, max_attempts=6, clock=clock) as box:
+        yield box
+
+
+def fail(channel: str = "slack") -> Delivery:
+    return Delivery(channel=channel, ok=False, status=500, detail="boom", at=T0)
+
+
+def test_put_is_idempotent_and_survives_reopen(tmp_path: Path, clock: Clock):
+    with Outbox(tmp_path / "o.db", clock=clock) as box:
+        assert box.put(alert(), ["slack", "email"], KEY) is True
+        assert box.put(alert(), ["slack", "email"], KEY) is False
+    with Outbox(tmp_path / "o.db", clock=clock) as box:
+        assert box.put(alert(), ["slack"], KEY) is False
+        assert box.put(alert(), ["slack"], "a1:firing:1") is True
+        due = box.due(T0)
+    assert sorted((p.key, p.channel) for p in due) == [
+        ("a1:firing:0", "email"),
+        ("a1:firing:0", "slack"),
+        ("a1:firing:1", "slack"),
+    ]
+    assert due[0].alert == alert()
+
+
+def test_a_corrupt_file_is_a_store_error_naming_it(tmp_path: Path):
+    path = tmp_path / "broken.db"
+    path.write_bytes(b"this is not sqlite" * 200)
+    with pytest.raises(StoreError, match="broken.db"):
+        Outbox(path)
+
+
+def test_backoff_grows_is_capped_and_gives_up(tmp_path: Path, clock: Clock):
+    box = Outbox(tmp_path / "o.db", base=1, cap=8, max_attempts=6, clock=clock, rand=lambda: 1.0)
+    with box:
+        box.put(alert(), ["slack"], KEY)
+        waits, statuses = [], []
+        for _ in range(6):
+            [pending] = box.due(clock.now)
+            statuses.append(box.record(pending, fail(), clock.now))
+            outcome = box.deliveries("a1")[0]
+            if outcome.next_at is not None and outcome.status == "pending":
+                waits.append((outcome.next_at - clock.now).total_seconds())
+                assert box.due(clock.advance(waits[-1] - 0.001)) == []
+                clock.advance(0.001)
+        assert waits == [1, 2, 4, 8, 8]
+        assert statuses == ["pending"] * 5 + ["failed"]
+        assert box.due(clock.advance(3600)) == []
+        assert [a.delivery.ok for a in box.attempts("a1")] == [False] * 6
+        assert box.deliveries("a1")[0].status == "failed"
+
+
+def test_full_jitter_stays_under_the_ceiling(tmp_path: Path):
+    with Outbox(tmp_path / "o.db", base=1, cap=8, rand=lambda: 0.25) as box:
+        assert [box.delay(n) for n in (1, 2, 3, 4, 5, 10)] == [0.25, 0.5, 1, 2, 2, 2]
+
+
+def test_silences_and_acks(outbox: Outbox, clock: Clock):
+    sid = outbox.silence("ACME", None, T0 + timedelta(hours=1), "ops", "known issue")
+    everything = outbox.silence(None, "halt", T0 + timedelta(hours=2), "ops", "")
+    assert outbox.is_silenced("ACME", "neg_spike", T0)
+    assert not outbox.is_silenced("OTHER", "neg_spike", T0)
+    assert outbox.is_silenced("OTHER", "halt", T0)
+    assert not outbox.is_silenced("ACME", "neg_spike", T0 + timedelta(hours=1))
+    assert outbox.unsilence(sid) is True and outbox.unsilence(sid) is False
+    assert [s.id for s in outbox.silences(T0)] == [everything]
+    outbox.ack("a1", "ana", "looking")
+    assert [(a.by, a.note, a.at) for a in outbox.acks("a1")] == [("ana", "looking", T0)]
+
+
+def test_silences_written_by_another_connection_are_seen(outbox: Outbox, tmp_path: Path):
+    with Outbox(tmp_path / "outbox.db") as cli:
+        cli.silence("ACME", None, T0 + timedelta(hours=1), "cli", "")
+    assert outbox.is_silenced("ACME", "any", T0)
+
+
+def test_slack_outage_then_recovery_delivers_exactly_once(outbox: Outbox, clock: Clock):
+    with WebhookReceiver(fail_first=3) as receiver:
+        # One try per call: the outbox does the retrying, and records every attempt.
+        slack = SlackWebhook(receiver.url, retries=0, timeout=5)
+        deliverer = Deliverer(outbox, {"slack": slack}, clock=clock)
+        outbox.put(alert(), ["slack"], KEY)
+        for _ in range(12):
+            deliverer.run_once(clock.now)
+            clock.advance(10)
+        outbox.put(alert(), ["slack"], KEY)  # a replayed put changes nothing
+        deliverer.run_once(clock.now)
+    assert receiver.attempts == 4 and len(receiver.received) == 1
+    attempts = outbox.attempts("a1")
+    assert [(a.delivery.ok, a.delivery.status) for a in attempts] == [(False, 500)] * 3 + [
+        (True, 200)
+    ]
+    assert outbox.deliveries("a1")[0].status == "delivered"
+
+
+def test_a_raising_notifier_is_recorded_and_the_loop_goes_on(outbox: Outbox, clock: Clock):
+    counters = Counters()
+    broken, fine = Flaky("pager", fail=2), Flaky("slack")
+    deliverer = Deliverer(outbox, {"pager": broken, "slack": fine}, clock, counters=counters)
+    outbox.put(alert(), ["pager", "slack"], KEY)
+    assert deliverer.run_once(clock.now) == 2
+    for _ in range(5):
+        deliverer.run_once(clock.advance(10))
+    assert broken.sent == ["a1"] and fine.sent == ["a1"]
+    details = [a.delivery.detail for a in outbox.attempts("a1") if not a.delivery.ok]
+    assert details == ["RuntimeError: connection reset"] * 2
+    assert counters.get("alerts.delivery_failed") == 2 and counters.get("alerts.delivered") == 2
+
+
+def test_a_channel_without_notifier_is_a_failed_attempt(outbox: Outbox, clock: Clock):
+    outbox.put(alert(), ["email"], KEY)
+    Deliverer(outbox, {}, clock).run_once(clock.now)
+    [attempt] = outbox.attempts("a1")
+    assert (attempt.delivery.ok, attempt.delivery.detail) == (False, "no notifier")
+
+
+def test_the_thread_delivers_and_stops(outbox: Outbox, clock: Clock):
+    done = threading.Event()
+
+    class Signal(Flaky):
+        def send(self, alert: Alert) -> Delivery:
+            done.set()
+            return super().send(alert)
+
+    notifier = Signal("slack")
+    deliverer = Deliverer(outbox, {"slack": notifier}, clock, interval=0.01)
+    outbox.put(alert(), ["slack"], KEY)
+    deliverer.start()
+    try:
+        assert done.wait(5)
+    finally:
+        deliverer.stop()
+    assert notifier.sent == ["a1"]
