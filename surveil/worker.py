@@ -41,7 +41,7 @@ def build(settings: Settings) -> Pipeline:
     signals.register(pipeline)
     notifiers: list[Notifier] = []
     if settings.alert_slack_webhook is not None:
-        notifiers.append(SlackWebhook(settings.alert_slack_webhook.get_secret_value()))
+        notifiers.append(SlackWebhook(settings.alert_slack_webhook.get_secret_value(), retries=2))
     rules = [ThresholdRule(threshold=settings.alert_threshold, min_docs=settings.alert_min_docs)]
     alerts_agent.register(pipeline, rules, notifiers)
     log.info("worker built: model %s, %d notifier(s)", classifier.version, len(notifiers))
