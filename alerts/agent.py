@@ -1,59 +1,63 @@
-"""The alerts agent: evaluates rules on each signal, delivers, and records the alert."""
+"""The alerts agent: rules on every scored document, routed, persisted, delivered apart.
+
+It consumes docs.scored (keyed by ticker, so a ticker's documents arrive in order on one
+partition) and keeps each ticker's rule state in a Faust table. What the router says is
+due goes into the outbox, then onto the alerts topic (which the store agent writes to
+ClickHouse, the audit trail). A timer flushes the router every second, for notifications
+that become due without a new document (group wait, repeat interval, a mute window's end).
+The `alerts.outbox.Deliverer` thread, started with the worker, does the sending.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
-from alerts.base import Notifier
-from alerts.rules import ThresholdRule
+from alerts.engine import AlertEngine
 from infra.errors import DecodeError
 from streams.app import Pipeline
-from streams.records import Alert, Signal
+from streams.records import Alert, Scored, utcnow
 
 log = logging.getLogger(__name__)
 
-
-def deliver(alert: Alert, notifiers: Sequence[Notifier]) -> Alert:
-    """Send an alert through every notifier; return it with the delivery results."""
-    results = tuple(n.send(alert) for n in notifiers)
-    return alert.model_copy(update={"deliveries": results})
+FLUSH_EVERY_S = 1.0
 
 
-def register(
-    pipeline: Pipeline, rules: Sequence[ThresholdRule], notifiers: Sequence[Notifier]
-) -> Any:
-    """Add the alerts agent, consuming signals, and its per-ticker rule state table."""
+def register(pipeline: Pipeline, engine: AlertEngine) -> Any:
+    """Add the alerts agent (on docs.scored), its rule-state table and its flush timer."""
     app, topics, cfg, counters = pipeline.app, pipeline.topics, pipeline.config, pipeline.counters
-    # Keyed by ticker, like the signals topic, so table and stream share partitions.
-    states = app.Table("alert_state", default=dict, partitions=cfg.partitions)
+    # Keyed by ticker, like docs.scored, so table and stream share partitions.
+    states = app.Table("alert_rule_state", default=dict, partitions=cfg.partitions)
 
-    async def alerts(stream: Any) -> AsyncIterator[Alert]:
+    async def publish(alerts: list[Alert]) -> None:
+        for alert in alerts:
+            await topics.alerts.send(key=alert.ticker, value=alert.to_json())
+
+    async def flush() -> list[Alert]:
+        loop = asyncio.get_running_loop()
+        # The outbox is SQLite: keep its writes off the event loop.
+        alerts: list[Alert] = await loop.run_in_executor(None, engine.flush, utcnow())
+        await publish(alerts)
+        return alerts
+
+    async def rules(stream: Any) -> AsyncIterator[Alert]:
         async for value in stream:
             try:
-                signal = Signal.parse(value)
+                rec = Scored.parse(value)
             except DecodeError as err:
                 counters.inc(f"alerts.invalid.{err.reason}")
-                log.warning("alerts: skipping invalid signal: %s", err)
+                log.warning("alerts: skipping an invalid scored record: %s", err)
                 continue
-            ticker_state: dict[str, Any] = dict(states[signal.ticker])
-            for rule in rules:
-                alert, new_state = rule.evaluate(signal, ticker_state.get(rule.name))
-                if alert is None:
-                    continue
-                loop = asyncio.get_running_loop()
-                alert = await loop.run_in_executor(None, deliver, alert, notifiers)
-                ok = all(d.ok for d in alert.deliveries)
-                counters.inc(f"alerts.{alert.state}")
-                counters.inc("alerts.delivered" if ok else "alerts.delivery_failed")
-                if new_state is None:
-                    ticker_state.pop(rule.name, None)
-                else:
-                    ticker_state[rule.name] = new_state
-                states[signal.ticker] = ticker_state
-                await topics.alerts.send(key=alert.ticker, value=alert.to_json())
+            states[rec.ticker] = engine.observe(dict(states[rec.ticker]), rec, utcnow())
+            for alert in await flush():
                 yield alert
 
-    return app.agent(topics.signals, name="surveil.alerts", concurrency=1)(alerts)
+    async def tick() -> None:
+        await flush()
+
+    timer: Any = app.timer(interval=FLUSH_EVERY_S)
+    timer(tick)
+
+    return app.agent(topics.scored, name="surveil.alerts", concurrency=1)(rules)

@@ -189,9 +189,11 @@ def _threshold(rule: ThresholdSpec, ticker: str, window: list[_Doc], was: bool) 
     n, mean, negs = len(window), _mean(window), _negatives(window)
     release = rule.threshold + rule.hysteresis
     limit = release if was else rule.threshold
-    active = n >= rule.min_docs and mean <= limit
+    # Firing needs min_docs; once firing, a thinner window does not resolve it while its
+    # mean is still bad (only a recovery, or an empty window, does): no flapping.
+    active = (n >= rule.min_docs or (was and n > 0)) and mean <= limit
     head = f"{ticker} mean sentiment {mean:+.2f} over {n} documents in the last {_span(rule)}"
-    if n < rule.min_docs:
+    if n < rule.min_docs and not active:
         need = f"only {n} of the {rule.min_docs} documents the rule needs"
         text = f"{ticker} has {need} in the last {_span(rule)}."
     elif active and mean <= rule.threshold:

@@ -87,6 +87,32 @@ class Settings(BaseSettings):
     neardup_threshold: float = Field(
         0.7, gt=0, le=1, description="Similarity from which a document is a near-duplicate."
     )
+    alert_rules: Path | None = Field(
+        None,
+        description="Alert rules YAML (see alerts.example.yaml); default: one threshold rule "
+        "from alert_threshold and alert_min_docs.",
+    )
+    alert_group_wait_s: float = Field(
+        30.0, ge=0, description="Default wait before a new alert group is notified."
+    )
+    alert_group_interval_s: float = Field(
+        300.0, ge=0, description="Default least time between two notifications of a group."
+    )
+    alert_repeat_interval_s: float = Field(
+        14_400.0, ge=0, description="Default cooldown before a still-firing group repeats."
+    )
+    alert_slack_bot_token: SecretStr | None = Field(
+        None, description="Slack bot token (chat.postMessage) instead of a webhook."
+    )
+    alert_slack_channel: str = Field("", description="Channel for the Slack bot token.")
+    smtp_host: str = Field("", description="SMTP server for e-mail alerts (empty: no e-mail).")
+    smtp_port: int = Field(587, description="SMTP port.")
+    smtp_user: str | None = Field(None, description="SMTP user name.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_from: str = Field("", description="Sender address of e-mail alerts.")
+    smtp_to: str = Field("", description="Recipients of e-mail alerts, comma-separated.")
+    smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_ssl: bool = Field(False, description="Connect to SMTP over TLS from the start (465).")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level of surveil's own messages."
     )

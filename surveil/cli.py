@@ -215,7 +215,10 @@ def demo(
     from ingest.config import load_sources  # noqa: PLC0415
     from surveil.demo import run_demo  # noqa: PLC0415
 
-    settings = ctx.settings(alert_slack_webhook=slack_webhook)
+    # The demo shows alerts at once: no group wait, no interval before the resolved message.
+    settings = ctx.settings(
+        alert_slack_webhook=slack_webhook, alert_group_wait_s=0.0, alert_group_interval_s=0.0
+    )
     started = time.monotonic()
     try:
         sources = (
@@ -245,6 +248,7 @@ def _print_table(title: str | None, columns: list[str], rows: list[tuple[Any, ..
 
 
 def _register() -> None:
+    from surveil.cli_alerts import alerts_group, rules_group  # noqa: PLC0415
     from surveil.cli_eval import classify_command, eval_command  # noqa: PLC0415
     from surveil.cli_ingest import ingest_group  # noqa: PLC0415
     from surveil.cli_models import models_group, train_command  # noqa: PLC0415
@@ -260,6 +264,8 @@ def _register() -> None:
     cli.add_command(plot_command)
     cli.add_command(replay_command)
     cli.add_command(runs_group)
+    cli.add_command(alerts_group)
+    cli.add_command(rules_group)
 
 
 _register()

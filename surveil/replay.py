@@ -3,9 +3,10 @@
 A replay reads docs.raw by Kafka timestamp (``offsets_for_times`` gives the first offset of
 the range in every partition), in a fixed order (timestamp, partition, offset), and runs the
 functions the agents run: `streams.classify.score_documents`, the idempotent
-`streams.store.Store` writers, `streams.signals.advance` and the alert rules. Nothing goes
-back to Kafka and nothing to a live channel: alerts get a ``dry-run`` delivery and are
-recorded in the run's own ``alerts`` table. The same range, model and settings give the
+`streams.store.Store` writers, and the alert rules and router of the worker (with
+publication time as the router's clock). Nothing goes back to Kafka and nothing to a live
+channel: alerts get a ``dry-run`` delivery and are recorded in the run's own ``alerts``
+table. The same range, model and settings give the
 same documents, scores, rollups and alerts every time.
 
 Where a run lives: in its own database, ``<database>_run_<run_id>``. With embedded chDB the
@@ -20,7 +21,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -29,7 +30,8 @@ from kafka.errors import KafkaError
 from kafka.serializer import DefaultSerializer, JsonSerializer
 from tqdm import tqdm
 
-from alerts.rules import ThresholdRule
+from alerts.evaluate import Evaluator
+from alerts.router import Router
 from infra.db import Warehouse, connect
 from infra.errors import BrokerError, ConfigError, DecodeError
 from infra.quant import parse_freq, utc
@@ -37,10 +39,10 @@ from infra.settings import Settings
 from models.base import Classifier
 from models.registry import Runtime, load_classifier
 from streams.classify import score_documents
-from streams.records import Alert, Delivery, Document, Scored, utcnow
-from streams.signals import advance
+from streams.records import Alert, Delivery, Document, utcnow
 from streams.store import Store
 from streams.topics import DOCS_RAW
+from surveil.runtime import alert_ruleset
 
 log = logging.getLogger(__name__)
 
@@ -312,9 +314,11 @@ def _run(
     sleep: Callable[[float], None],
 ) -> None:
     store = Store(warehouse)
-    rule = ThresholdRule(threshold=settings.alert_threshold, min_docs=settings.alert_min_docs)
-    windows: dict[str, dict[str, Any]] = {}
-    rule_states: dict[str, dict[str, Any] | None] = {}
+    ruleset = alert_ruleset(settings)
+    evaluator = Evaluator(ruleset)
+    # No silences and no outbox: a replay decides what would have been sent, by event time.
+    router = Router(ruleset.route, ruleset.inhibit, ruleset.mute)
+    states: dict[str, dict[str, Any]] = {}
     paced_from = time.monotonic()
     with tqdm(total=len(docs), desc="replay", unit="doc", disable=not progress) as bar:
         for i in range(0, len(docs), batch):
@@ -329,29 +333,27 @@ def _run(
             scored = score_documents(classifier, documents)
             report.documents += store.write_documents(documents)
             report.scores += store.write_scores(scored)
-            alerts = _signals(scored, windows, rule_states, rule, settings.signal_window_s)
+            alerts = []
+            for rec in scored:
+                states[rec.ticker], conditions = evaluator.observe(states.get(rec.ticker, {}), rec)
+                for condition in conditions:
+                    router.observe(condition, rec.published_at)
+                alerts += _dry_run(router, rec.published_at)
             report.alerts += store.write_alerts(alerts)
             report.alert_list += alerts
             bar.update(len(chunk))
+    if docs:
+        # What was still waiting (group wait, interval) at the end of the range goes out.
+        route = ruleset.route
+        last = max(doc.published_at for _, doc in docs)
+        later = last + timedelta(seconds=route.group_wait_s + route.group_interval_s + 1)
+        alerts = _dry_run(router, later)
+        report.alerts += store.write_alerts(alerts)
+        report.alert_list += alerts
 
 
-def _signals(
-    scored: list[Scored],
-    windows: dict[str, dict[str, Any]],
-    rule_states: dict[str, dict[str, Any] | None],
-    rule: ThresholdRule,
-    window_s: int,
-) -> list[Alert]:
-    out = []
-    for rec in scored:
-        state, signal = advance(windows.get(rec.ticker, {}), rec, window_s)
-        windows[rec.ticker] = state
-        if signal is None:
-            continue
-        alert, rule_states[rec.ticker] = rule.evaluate(signal, rule_states.get(rec.ticker))
-        if alert is not None:
-            out.append(alert.model_copy(update={"deliveries": (DRY_RUN,)}))
-    return out
+def _dry_run(router: Router, now: datetime) -> list[Alert]:
+    return [n.alert.model_copy(update={"deliveries": (DRY_RUN,)}) for n in router.notices(now)]
 
 
 def _record(

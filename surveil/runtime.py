@@ -17,6 +17,9 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from alerts.conditions import RouteConfig
+from alerts.engine import default_ruleset, ruleset_from
+from alerts.ruleset import RuleSet
 from infra.broker import BrokerConfig, LocalKafka
 from infra.db import Warehouse, connect
 from infra.errors import SurveilError
@@ -160,3 +163,21 @@ class WorkerProcess:
             log.warning("worker did not stop in %.0f s; killing it", timeout)
             self._proc.kill()
             return self._proc.wait()
+
+
+def outbox_path(settings: Settings) -> Path:
+    """The worker's alert outbox: deliveries, silences and acks (SQLite, shared with the CLI)."""
+    return settings.state_dir / "alerts" / "outbox.db"
+
+
+def alert_ruleset(settings: Settings) -> RuleSet:
+    """The alert rules the settings name, or one threshold rule built from them."""
+    route = RouteConfig(
+        group_wait_s=settings.alert_group_wait_s,
+        group_interval_s=settings.alert_group_interval_s,
+        repeat_interval_s=settings.alert_repeat_interval_s,
+    )
+    fallback = default_ruleset(
+        settings.alert_threshold, settings.alert_min_docs, settings.signal_window_s, route
+    )
+    return ruleset_from(settings.alert_rules, fallback)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
 import faust
 
 from alerts import agent as alerts_agent
 from alerts.base import Notifier
-from alerts.rules import ThresholdRule
-from alerts.slack import SlackWebhook
+from alerts.email import SmtpNotifier
+from alerts.engine import AlertEngine
+from alerts.outbox import Deliverer, Outbox
+from alerts.slack import SlackBot, SlackWebhook
 from infra.broker import ensure_topics
 from infra.settings import Settings
 from models.registry import Runtime, load_classifier
@@ -17,7 +21,7 @@ from streams import classify, signals, store
 from streams.app import Pipeline, create_pipeline
 from streams.topics import ALL_TOPICS, with_prefix
 from surveil import endpoint
-from surveil.runtime import open_warehouse, worker_config
+from surveil.runtime import alert_ruleset, open_warehouse, outbox_path, worker_config
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +43,55 @@ def build(settings: Settings) -> Pipeline:
     store.register(pipeline, store.Store(warehouse))
     endpoint.register(pipeline, warehouse, settings.dsn)  # quants read while we own chDB
     signals.register(pipeline)
-    notifiers: list[Notifier] = []
-    if settings.alert_slack_webhook is not None:
-        notifiers.append(SlackWebhook(settings.alert_slack_webhook.get_secret_value(), retries=2))
-    rules = [ThresholdRule(threshold=settings.alert_threshold, min_docs=settings.alert_min_docs)]
-    alerts_agent.register(pipeline, rules, notifiers)
-    log.info("worker built: model %s, %d notifier(s)", classifier.version, len(notifiers))
+    notifiers = _notifiers(settings)
+    outbox_path(settings).parent.mkdir(parents=True, exist_ok=True)
+    outbox = Outbox(outbox_path(settings))
+    engine = AlertEngine(
+        alert_ruleset(settings),
+        outbox,
+        list(notifiers),
+        settings.state_dir / "alerts" / "router.json",
+        pipeline.counters,
+    )
+    alerts_agent.register(pipeline, engine)
+    deliverer = Deliverer(outbox, notifiers, counters=pipeline.counters)
+    deliverer.start()
+
+    async def stop_delivering(*_: Any, **__: Any) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, deliverer.stop)
+        outbox.close()
+
+    pipeline.app.on_before_shutdown.connect(stop_delivering)
+    log.info(
+        "worker built: model %s, %d rule(s), notifiers: %s",
+        classifier.version,
+        len(engine.ruleset.rules),
+        ", ".join(notifiers) or "none",
+    )
     return pipeline
+
+
+def _notifiers(settings: Settings) -> dict[str, Notifier]:
+    """The channels the settings configure, by name (the outbox owns retries)."""
+    notifiers: dict[str, Notifier] = {}
+    if settings.alert_slack_webhook is not None:
+        notifiers["slack"] = SlackWebhook(settings.alert_slack_webhook.get_secret_value())
+    elif settings.alert_slack_bot_token is not None:
+        token = settings.alert_slack_bot_token.get_secret_value()
+        notifiers["slack"] = SlackBot(token, settings.alert_slack_channel)
+    if settings.smtp_host:
+        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+        notifiers["email"] = SmtpNotifier(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_from,
+            [r.strip() for r in settings.smtp_to.split(",") if r.strip()],
+            username=settings.smtp_user,
+            password=password,
+            starttls=settings.smtp_starttls,
+            ssl=settings.smtp_ssl,
+        )
+    return notifiers
 
 
 def run(settings: Settings) -> None:

@@ -90,6 +90,8 @@ def make_settings(kafka: LocalKafka, tmp_path: Path, shared_dir: Path) -> Callab
             "app_id": f"surveil-{namespace}",
             "web_port": free_port(),
             "classify_within": 0.2,
+            "alert_group_wait_s": 0.0,
+            "alert_group_interval_s": 0.0,
             **overrides,
         }
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

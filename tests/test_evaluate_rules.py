@@ -267,3 +267,17 @@ def test_state_stays_json_and_bounded_by_the_window(stream: list[Any]) -> None:
         assert all(d[0] >= state["end"] - evaluator.horizon_s for d in state["docs"].values())
         assert len(state["buckets"]) <= evaluator.memory_s / evaluator.bucket_s + 2
         assert set(state["active"]) <= {r.name for r in RULES}
+
+
+def test_a_thinning_window_does_not_resolve_a_bad_mean() -> None:
+    # Three bad documents fire; an hour later two have left the 1h window, but the
+    # mean of what is left is still bad: still firing. A recovery resolves it.
+    hour = timedelta(hours=1)
+    docs = [doc(1, seconds(0), -0.8), doc(2, seconds(60), -0.8), doc(3, seconds(120), -0.8)]
+    docs += [doc(4, hour + seconds(90), -0.6), doc(5, hour + seconds(200), 0.9)]
+    _, conditions = run([SLUMP], docs)
+    assert [(c.active, c.documents) for c in conditions] == [
+        (True, 3),
+        (True, 2),
+        (False, 2),
+    ]

@@ -65,6 +65,8 @@ def live(
         signal_window_s=2 * 86_400,
         alert_threshold=-0.15,
         alert_min_docs=3,
+        alert_group_wait_s=0.0,
+        alert_group_interval_s=0.0,
     )
     docs = collect(RssSource("seekingalpha-msft", str(shared_dir / MSFT_FEED))).documents
     pairs = sum(len(d.tickers) for d in docs)

@@ -1,0 +1,270 @@
+"""`surveil alerts` (the audit trail: list, show, ack, silence) and `surveil rules check`."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape as markup_escape
+from rich.table import Table
+
+from infra.errors import SurveilError
+from surveil.cli_quant import TS
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(exc: SurveilError) -> None:
+    err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+    sys.exit(1)
+
+
+def _outbox(ctx: click.Context) -> Any:
+    from alerts.outbox import Outbox  # noqa: PLC0415
+    from surveil.runtime import outbox_path  # noqa: PLC0415
+
+    path = outbox_path(ctx.obj.settings())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return Outbox(path)
+
+
+@click.group("alerts")
+def alerts_group() -> None:
+    """The alert audit trail: list and show alerts, acknowledge them, silence tickers/rules."""
+
+
+@alerts_group.command("list")
+@click.option("--from", "start", type=TS, default=None, help="Fired at or after (default: 7d ago).")
+@click.option("--to", "end", type=TS, default=None, help="Fired before (default: now).")
+@click.option("--ticker", "tickers", multiple=True, help="Only this ticker (repeatable).")
+@click.option("--state", type=click.Choice(["firing", "resolved"]), default=None)
+@click.pass_context
+def alerts_list(
+    ctx: click.Context,
+    start: datetime | None,
+    end: datetime | None,
+    tickers: tuple[str, ...],
+    state: str | None,
+) -> None:
+    """List alert states with their delivery status and acknowledgements."""
+    from surveil.api import connect  # noqa: PLC0415
+
+    end = end or datetime.now(UTC) + timedelta(seconds=1)
+    start = start or end - timedelta(days=7)
+    try:
+        with connect(ctx.obj.settings()) as db:
+            frame = db.alerts(start, end, list(tickers) or None, state)
+        with _outbox(ctx) as outbox:
+            rows = [
+                (
+                    r,
+                    _delivery_summary(outbox, r["alert_id"], r["state"]),
+                    len(outbox.acks(r["alert_id"])),
+                )
+                for r in _records(frame)
+            ]
+    except SurveilError as exc:
+        _fail(exc)
+    if not rows:
+        err_console.print("no alerts in range")
+        return
+    table = Table(title="alerts")
+    for column in ("fired", "alert", "ticker", "rule", "severity", "state", "value", "docs"):
+        table.add_column(column)
+    table.add_column("delivery")
+    table.add_column("acks")
+    for r, delivery, acks in rows:
+        table.add_row(
+            f"{r['fired_at']:%Y-%m-%d %H:%M:%S}",
+            r["alert_id"][:12],
+            r["ticker"],
+            r["rule"],
+            r["severity"],
+            r["state"],
+            f"{r['value']:+.3f}",
+            str(r["documents"]),
+            delivery,
+            str(acks),
+        )
+    console.print(table)
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = frame.to_dict("records")
+    return records
+
+
+def _delivery_summary(outbox: Any, alert_id: str, state: str) -> str:
+    outcomes = [o for o in outbox.deliveries(alert_id) if o.state == state]
+    if not outcomes:
+        return "-"
+    return ", ".join(f"{o.channel}: {o.status} ({o.attempts})" for o in outcomes)
+
+
+@alerts_group.command("show")
+@click.argument("alert_id")
+@click.pass_context
+def alerts_show(ctx: click.Context, alert_id: str) -> None:
+    """Show one alert: its numbers, explanation, evidence, every delivery attempt and ack."""
+    from surveil.api import connect  # noqa: PLC0415
+
+    try:
+        with connect(ctx.obj.settings()) as db:
+            frame = db.sql(
+                "SELECT alert_id, state, ticker, rule, severity, fired_at, value, threshold, "
+                "documents, window_start, window_end, explanation, evidence "
+                "FROM {db}.alerts FINAL WHERE startsWith(alert_id, {id:String}) "
+                "ORDER BY fired_at, state",
+                {"id": alert_id},
+            )
+        if frame.empty:
+            err_console.print(f"no alert {alert_id}")
+            sys.exit(1)
+        full_id = str(_records(frame)[0]["alert_id"])
+        with _outbox(ctx) as outbox:
+            attempts = outbox.attempts(full_id)
+            acks = outbox.acks(full_id)
+    except SurveilError as exc:
+        _fail(exc)
+    for row in _records(frame):
+        console.print(
+            f"[bold]{row['state'].upper()}[/bold] {row['ticker']} {row['rule']} "
+            f"({row['severity']}) {full_id}\n  fired {row['fired_at']} UTC; value "
+            f"{row['value']:+.3f}, threshold {row['threshold']:+.3f}, {row['documents']} "
+            f"documents, window {row['window_start']} .. {row['window_end']}\n  "
+            f"{markup_escape(str(row['explanation']))}",
+            highlight=False,
+            markup=True,
+            soft_wrap=True,
+        )
+        for doc in json.loads(row["evidence"] or "[]"):
+            console.print(
+                f"    {doc['published_at']}  {doc['score']:+.2f}  {doc['source']}  "
+                f"{doc['title']}  {doc['url']}",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
+    console.print("[bold]delivery attempts[/bold]" if attempts else "no delivery attempts")
+    for attempt in attempts:
+        d = attempt.delivery
+        status = "ok" if d.ok else "failed"
+        console.print(
+            f"  {d.at:%Y-%m-%d %H:%M:%S}  {d.channel}  {status}  {d.status or ''}  {d.detail}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    for ack in acks:
+        console.print(f"acknowledged by {ack.by} at {ack.at:%Y-%m-%d %H:%M:%S}: {ack.note}")
+
+
+@alerts_group.command("ack")
+@click.argument("alert_id")
+@click.option("--by", default=None, help="Who acknowledges (default: the login name).")
+@click.option("--note", default="", help="Why, or what was done.")
+@click.pass_context
+def alerts_ack(ctx: click.Context, alert_id: str, by: str | None, note: str) -> None:
+    """Acknowledge an alert (recorded in the audit trail)."""
+    try:
+        with _outbox(ctx) as outbox:
+            outbox.ack(alert_id, by or getpass.getuser(), note)
+    except SurveilError as exc:
+        _fail(exc)
+    console.print(f"acknowledged {alert_id}")
+
+
+@alerts_group.command("silence")
+@click.option("--ticker", default=None, help="Silence this ticker (default: any).")
+@click.option("--rule", default=None, help="Silence this rule (default: any).")
+@click.option("--for", "duration", default="1h", show_default=True, help="How long: 30m, 2h, 1d.")
+@click.option("--reason", required=True, help="Why (kept in the audit trail).")
+@click.option("--by", default=None, help="Who silences (default: the login name).")
+@click.pass_context
+def alerts_silence(
+    ctx: click.Context,
+    ticker: str | None,
+    rule: str | None,
+    duration: str,
+    reason: str,
+    by: str | None,
+) -> None:
+    """Hold notifications of a ticker and/or rule for a while; the worker honours it live."""
+    from ingest.config import seconds  # noqa: PLC0415
+
+    if ticker is None and rule is None:
+        msg = "give --ticker, --rule or both (silencing everything is too wide)"
+        raise click.UsageError(msg)
+    try:
+        until = datetime.now(UTC) + timedelta(seconds=seconds(duration, "--for"))
+        with _outbox(ctx) as outbox:
+            silence_id = outbox.silence(ticker, rule, until, by or getpass.getuser(), reason)
+    except SurveilError as exc:
+        _fail(exc)
+    console.print(
+        f"silence {silence_id}: {ticker or 'any ticker'}, {rule or 'any rule'} "
+        f"until {until:%Y-%m-%d %H:%M} UTC"
+    )
+
+
+@alerts_group.command("silences")
+@click.pass_context
+def alerts_silences(ctx: click.Context) -> None:
+    """List the silences in force."""
+    try:
+        with _outbox(ctx) as outbox:
+            active = outbox.silences(datetime.now(UTC))
+    except SurveilError as exc:
+        _fail(exc)
+    if not active:
+        console.print("no silences in force")
+    for s in active:
+        console.print(
+            f"{s.id}  {s.ticker or '*'}  {s.rule or '*'}  until {s.until:%Y-%m-%d %H:%M} UTC  "
+            f"by {s.by}: {s.reason}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@alerts_group.command("unsilence")
+@click.argument("silence_id")
+@click.pass_context
+def alerts_unsilence(ctx: click.Context, silence_id: str) -> None:
+    """End a silence now."""
+    try:
+        with _outbox(ctx) as outbox:
+            found = outbox.unsilence(silence_id)
+    except SurveilError as exc:
+        _fail(exc)
+    if not found:
+        err_console.print(f"no silence {silence_id}")
+        sys.exit(1)
+    console.print(f"silence {silence_id} ended")
+
+
+@click.group("rules")
+def rules_group() -> None:
+    """Alert rules files."""
+
+
+@rules_group.command("check")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+def rules_check(file: Path) -> None:
+    """Validate a rules file; print every problem with file, line and field; exit 1 on any."""
+    from alerts.ruleset import check_file  # noqa: PLC0415
+
+    problems = check_file(file)
+    for problem in problems:
+        err_console.print(problem, highlight=False, markup=False, soft_wrap=True)
+    if problems:
+        err_console.print(f"{len(problems)} problem(s) in {file}")
+        sys.exit(1)
+    console.print(f"{file}: ok")
