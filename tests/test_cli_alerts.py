@@ -1,0 +1,77 @@
+"""`surveil rules check` and `surveil alerts ...` over the audit trail."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from alerts.outbox import Outbox
+from infra.settings import Settings
+from streams.records import Alert, DocRef
+from streams.store import Store
+from surveil.cli import cli
+from surveil.runtime import open_warehouse, outbox_path
+
+ROOT = Path(__file__).parents[1]
+T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+
+
+def test_rules_check_passes_the_example_and_names_file_line_and_field(tmp_path: Path) -> None:
+    ok = CliRunner().invoke(cli, ["rules", "check", str(ROOT / "alerts.example.yaml")])
+    assert ok.exit_code == 0, ok.output
+    bad = tmp_path / "rules.yaml"
+    bad.write_text("rules:\n  - name: a\n    kind: threshold\n    threshold: low\n")
+    result = CliRunner().invoke(cli, ["rules", "check", str(bad)])
+    assert result.exit_code == 1
+    assert f"{bad}:4: rules[0].threshold" in result.stderr
+
+
+def _alert() -> Alert:
+    doc = DocRef(
+        doc_id="d1", title="ACME <!channel> falls", url="https://example.com/1", source="wire",
+        published_at=T0, score=-0.8,
+    )  # fmt: skip
+    return Alert(
+        alert_id="a" * 32, fingerprint="f" * 32, rule="slump", severity="warning",
+        ticker="ACME", fired_at=T0, value=-0.8, threshold=-0.3,
+        window_start=T0 - timedelta(hours=1), window_end=T0, documents=5,
+        explanation="ACME mean -0.80 over 5 documents", evidence=(doc,),
+        state="firing",
+    )  # fmt: skip
+
+
+def test_alerts_list_show_ack_and_silence(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, state_dir=tmp_path / "state")  # type: ignore[call-arg]
+    env = {"SURVEIL_STATE_DIR": str(settings.state_dir), "COLUMNS": "200"}
+    warehouse = open_warehouse(settings)
+    try:
+        Store(warehouse).write_alerts([_alert()])
+    finally:
+        warehouse.close()
+    outbox_path(settings).parent.mkdir(parents=True)
+    with Outbox(outbox_path(settings)) as outbox:
+        outbox.put(_alert(), ["slack"], f"{'a' * 32}:firing:0")
+
+    span = ["--from", "2026-03-01", "--to", "2026-03-03"]
+    listed = CliRunner().invoke(cli, ["alerts", "list", *span], env=env)
+    assert listed.exit_code == 0 and "ACME" in listed.output and "slack: pending" in listed.output
+    ack = CliRunner().invoke(
+        cli, ["alerts", "ack", "a" * 32, "--by", "ana", "--note", "seen"], env=env
+    )
+    assert ack.exit_code == 0
+    shown = CliRunner().invoke(cli, ["alerts", "show", "aaaa"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "ACME mean -0.80" in shown.output and "https://example.com/1" in shown.output
+    assert "acknowledged by ana" in shown.output
+    silence = ["alerts", "silence", "--ticker", "ACME", "--for", "2h", "--reason", "known news"]
+    result = CliRunner().invoke(cli, silence, env=env)
+    assert result.exit_code == 0 and "until" in result.output
+    active = CliRunner().invoke(cli, ["alerts", "silences"], env=env)
+    assert "ACME" in active.output and "known news" in active.output
+    with Outbox(outbox_path(settings)) as outbox:
+        assert outbox.is_silenced("ACME", "slump", datetime.now(UTC))
+        assert not outbox.is_silenced("OTHR", "slump", datetime.now(UTC))
+    wide = CliRunner().invoke(cli, ["alerts", "silence", "--reason", "x"], env=env)
+    assert wide.exit_code == 2
