@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,7 @@ class AlertEngine:
         channels: the names of the configured notifiers (a rule's ``channels`` picks some).
         state_file: where the router's state is kept between runs (None: memory only).
         counters: ``alerts.*`` counters.
+        on_put: called after new notifications were put in the outbox.
     """
 
     def __init__(
@@ -70,8 +71,10 @@ class AlertEngine:
         channels: Sequence[str],
         state_file: Path | None = None,
         counters: Counters | None = None,
+        on_put: Callable[[], None] | None = None,
     ) -> None:
         self.ruleset = ruleset
+        self.on_put = on_put
         self.evaluator = Evaluator(ruleset)
         self.outbox = outbox
         self.channels = tuple(channels)
@@ -131,6 +134,8 @@ class AlertEngine:
                     self.counters.inc(f"alerts.{notice.alert.state}")
                     out.append(notice.alert)
             self._save()
+        if out and self.on_put is not None:
+            self.on_put()  # e.g. wake the deliverer: send now, not at its next poll
         return out
 
     def _channels(self, rule_name: str) -> list[str]:

@@ -471,7 +471,8 @@ class Deliverer:
         self._notifiers = dict(notifiers)
         self._clock = clock
         self._stopping = threading.Event()
-        self._sleep = sleep if sleep is not None else self._stopping.wait
+        self._kick = threading.Event()
+        self._sleep = sleep if sleep is not None else self._nap
         self._interval = interval
         self._counters = counters if counters is not None else Counters()
         self._pass = threading.Lock()  # one pass at a time: a row is never sent twice at once
@@ -514,9 +515,18 @@ class Deliverer:
         self._thread = threading.Thread(target=self._loop, name="surveil-deliverer", daemon=True)
         self._thread.start()
 
+    def wake(self) -> None:
+        """Start the next pass now (a notification was just put), not at the next interval."""
+        self._kick.set()
+
+    def _nap(self, seconds: float) -> None:
+        self._kick.wait(seconds)
+        self._kick.clear()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the thread after its current pass."""
         self._stopping.set()
+        self._kick.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None

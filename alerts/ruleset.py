@@ -379,7 +379,7 @@ def _route(r: _Reader, node: yaml.Node, where: str) -> RouteConfig:
         return RouteConfig()
     values: dict[str, Any] = {
         "group_wait_s": f.get("group_wait", partial(r.duration, zero_ok=True), None),
-        "group_interval_s": f.get("group_interval", r.duration, None),
+        "group_interval_s": f.get("group_interval", partial(r.duration, zero_ok=True), None),
         "repeat_interval_s": f.get("repeat_interval", r.duration, None),
         "send_resolved": f.get("send_resolved", r.flag, None),
     }

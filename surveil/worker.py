@@ -46,15 +46,16 @@ def build(settings: Settings) -> Pipeline:
     notifiers = _notifiers(settings)
     outbox_path(settings).parent.mkdir(parents=True, exist_ok=True)
     outbox = Outbox(outbox_path(settings))
+    deliverer = Deliverer(outbox, notifiers, counters=pipeline.counters)
     engine = AlertEngine(
         alert_ruleset(settings),
         outbox,
         list(notifiers),
         settings.state_dir / "alerts" / "router.json",
         pipeline.counters,
+        on_put=deliverer.wake,
     )
     alerts_agent.register(pipeline, engine)
-    deliverer = Deliverer(outbox, notifiers, counters=pipeline.counters)
     deliverer.start()
 
     async def stop_delivering(*_: Any, **__: Any) -> None:

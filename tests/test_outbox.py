@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -207,3 +208,30 @@ def test_the_thread_delivers_and_stops(outbox: Outbox, clock: Clock):
     finally:
         deliverer.stop()
     assert notifier.sent == ["a1"]
+
+
+def test_wake_sends_before_the_next_poll(outbox: Outbox, clock: Clock):
+    done = threading.Event()
+
+    class Signal(Flaky):
+        def send(self, alert: Alert) -> Delivery:
+            done.set()
+            return super().send(alert)
+
+    first_pass = threading.Event()
+    due = outbox.due
+
+    def watched(now: datetime, limit: int = 100) -> list[Any]:
+        first_pass.set()
+        return due(now, limit)
+
+    outbox.due = watched  # type: ignore[method-assign]
+    deliverer = Deliverer(outbox, {"slack": Signal("slack")}, clock, interval=3600)
+    deliverer.start()
+    try:
+        assert first_pass.wait(10)  # it found nothing; its next poll is an hour away
+        outbox.put(alert(), ["slack"], KEY)
+        deliverer.wake()
+        assert done.wait(10)
+    finally:
+        deliverer.stop()
