@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from alerts.engine import AlertEngine
-from infra.errors import DecodeError
+from infra.errors import DecodeError, SurveilError
 from streams.app import Pipeline
 from streams.records import Alert, Scored, utcnow
 
@@ -61,3 +61,22 @@ def register(pipeline: Pipeline, engine: AlertEngine) -> Any:
     timer(tick)
 
     return app.agent(topics.scored, name="surveil.alerts", concurrency=1)(rules)
+
+
+AUDIT_EVERY_S = 5.0
+
+
+def register_audit(pipeline: Pipeline, sync: Callable[[], int]) -> None:
+    """Copy the outbox journal into ClickHouse every few seconds, in the store thread."""
+    counters = pipeline.counters
+
+    async def copy() -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            counters.inc("alerts.audit_rows", await loop.run_in_executor(pipeline.store_pool, sync))
+        except SurveilError as exc:  # ClickHouse busy or down: the outbox keeps it for later
+            counters.inc("alerts.audit_errors")
+            log.warning("alert audit copy failed, will retry: %s", exc)
+
+    timer: Any = pipeline.app.timer(interval=AUDIT_EVERY_S)
+    timer(copy)

@@ -362,6 +362,51 @@ class Outbox:
             for key, channel, at, ok, status, detail in rows
         ]
 
+    def attempts_after(self, last_id: int, limit: int = 5_000) -> list[tuple[int, str, Attempt]]:
+        """Return (id, alert_id, attempt) of the attempts after ``last_id``, for the audit copy."""
+        with self._guard() as conn:
+            rows = conn.execute(
+                "SELECT id, alert_id, key, channel, at, ok, status, detail FROM attempts"
+                " WHERE id > ? ORDER BY id LIMIT ?",
+                (last_id, limit),
+            ).fetchall()
+        return [
+            (
+                row_id,
+                alert_id,
+                Attempt(
+                    key,
+                    Delivery(
+                        channel=channel, ok=bool(ok), status=status, detail=detail, at=_datetime(at)
+                    ),
+                ),
+            )
+            for row_id, alert_id, key, channel, at, ok, status, detail in rows
+        ]
+
+    def acks_after(self, last_id: int, limit: int = 5_000) -> list[tuple[int, Ack]]:
+        """Return (id, ack) of the acknowledgements after ``last_id``, for the audit copy."""
+        with self._guard() as conn:
+            rows = conn.execute(
+                "SELECT id, alert_id, by, note, at FROM acks WHERE id > ? ORDER BY id LIMIT ?",
+                (last_id, limit),
+            ).fetchall()
+        return [(row_id, Ack(a, by, note, _datetime(at))) for row_id, a, by, note, at in rows]
+
+    def all_silences(self) -> list[tuple[Silence, datetime | None]]:
+        """Return every silence ever set, with when it was ended early (None: not ended)."""
+        with self._guard() as conn:
+            rows = conn.execute(
+                "SELECT id, ticker, rule, until, by, reason, created, removed FROM silences"
+            ).fetchall()
+        return [
+            (
+                Silence(sid, ticker, rule, _datetime(until), by, reason, _datetime(created)),
+                _datetime(removed) if removed is not None else None,
+            )
+            for sid, ticker, rule, until, by, reason, created, removed in rows
+        ]
+
     def deliveries(self, alert_id: str) -> list[Outcome]:
         """Return where each of an alert's notifications stands, per channel."""
         with self._guard() as conn:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import Any
 
 import faust
 
 from alerts import agent as alerts_agent
+from alerts import audit
 from alerts.base import Notifier
 from alerts.email import SmtpNotifier
 from alerts.engine import AlertEngine
@@ -56,6 +58,7 @@ def build(settings: Settings) -> Pipeline:
         on_put=deliverer.wake,
     )
     alerts_agent.register(pipeline, engine)
+    alerts_agent.register_audit(pipeline, partial(audit.sync, outbox, warehouse))
     deliverer.start()
 
     async def stop_delivering(*_: Any, **__: Any) -> None:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from alerts.audit import sync
 from alerts.outbox import Outbox
 from infra.settings import Settings
-from streams.records import Alert, DocRef
+from streams.records import Alert, Delivery, DocRef
 from streams.store import Store
 from surveil.cli import cli
 from surveil.runtime import open_warehouse, outbox_path
@@ -75,3 +76,31 @@ def test_alerts_list_show_ack_and_silence(tmp_path: Path) -> None:
         assert not outbox.is_silenced("OTHR", "slump", datetime.now(UTC))
     wide = CliRunner().invoke(cli, ["alerts", "silence", "--reason", "x"], env=env)
     assert wide.exit_code == 2
+
+
+def test_the_outbox_journal_is_copied_to_clickhouse_once(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, state_dir=tmp_path / "state")  # type: ignore[call-arg]
+    warehouse = open_warehouse(settings)
+    try:
+        with Outbox(tmp_path / "outbox.db") as outbox:
+            outbox.put(_alert(), ["slack"], f"{'a' * 32}:firing:0")
+            [pending] = outbox.due(datetime.now(UTC) + timedelta(seconds=1))
+            failed = Delivery(channel="slack", ok=False, status=500, detail="boom")
+            outbox.record(pending, failed, datetime.now(UTC))
+            outbox.ack("a" * 32, "ana", "seen")
+            silence = outbox.silence(
+                "ACME", None, datetime.now(UTC) + timedelta(hours=1), "ana", "x"
+            )
+            assert sync(outbox, warehouse) == 3
+            assert sync(outbox, warehouse) == 0  # nothing new: nothing copied twice
+            outbox.unsilence(silence)
+            assert sync(outbox, warehouse) == 1  # the silence's new version
+        deliveries = warehouse.rows(
+            "SELECT alert_id, channel, ok, status FROM {db}.alert_deliveries"
+        )
+        acks = warehouse.rows("SELECT by, note FROM {db}.alert_acks")
+        ended = warehouse.rows("SELECT removed IS NOT NULL FROM {db}.alert_silences FINAL")
+    finally:
+        warehouse.close()
+    assert deliveries == [("a" * 32, "slack", False, 500)]
+    assert acks == [("ana", "seen")] and ended == [(1,)]
