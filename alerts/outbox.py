@@ -17,16 +17,15 @@ import random
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Literal, cast
 
 from alerts.base import Notifier
 from infra.errors import StoreError
+from infra.sqlite import LockedSqlite
 from streams.counters import Counters
 from streams.records import Alert, Delivery, utcnow
 
@@ -162,7 +161,7 @@ class Ack:
     at: datetime
 
 
-class Outbox:
+class Outbox(LockedSqlite):
     """The persistent outbox, silences and acks in one SQLite file; thread-safe.
 
     Args:
@@ -178,6 +177,9 @@ class Outbox:
             written by a newer surveil; the message names the file.
     """
 
+    _label = "alert outbox"
+    _error = StoreError
+
     def __init__(
         self,
         path: Path,
@@ -191,11 +193,10 @@ class Outbox:
         if base <= 0 or cap < base or max_attempts < 1:
             msg = "outbox needs base > 0, cap >= base and max_attempts >= 1"
             raise ValueError(msg)
-        self.path = path
+        super().__init__(path)
         self.base, self.cap, self.max_attempts = base, cap, max_attempts
         self._clock = clock
         self._rand = rand
-        self._lock = threading.Lock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(path, check_same_thread=False, timeout=10.0)
@@ -227,32 +228,6 @@ class Outbox:
             with conn:
                 conn.executescript(_SCHEMA)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-
-    @contextmanager
-    def _guard(self) -> Iterator[sqlite3.Connection]:
-        """Hold the lock, and turn SQLite errors into a StoreError naming the file."""
-        with self._lock:
-            try:
-                yield self._conn
-            except sqlite3.Error as exc:
-                msg = f"alert outbox {self.path}: {exc}"
-                raise StoreError(msg) from exc
-
-    def close(self) -> None:
-        """Close the database."""
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> Outbox:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- notifications ------------------------------------------------------------------
 

@@ -9,15 +9,13 @@ and compare as numbers.
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 
 from infra.errors import SourceError
+from infra.sqlite import LockedSqlite
 
 SCHEMA_VERSION = 1
 RUNS_KEPT = 50
@@ -75,7 +73,7 @@ def _datetime(micros: int) -> datetime:
     return _EPOCH + micros * _MICROSECOND
 
 
-class IngestState:
+class IngestState(LockedSqlite):
     """The persistent ingest state in one SQLite file; safe to share between threads.
 
     One connection guarded by a lock: the writes are tiny, so serialising them costs less
@@ -89,9 +87,11 @@ class IngestState:
             was written by a newer surveil. It is never recreated behind your back.
     """
 
+    _label = "ingest state"
+    _error = SourceError
+
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
+        super().__init__(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -130,32 +130,6 @@ class IngestState:
             with self._conn:
                 self._conn.executescript(_SCHEMA)
                 self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-
-    @contextmanager
-    def _guard(self) -> Iterator[sqlite3.Connection]:
-        """Hold the lock, and turn SQLite errors into a SourceError naming the file."""
-        with self._lock:
-            try:
-                yield self._conn
-            except sqlite3.Error as exc:
-                msg = f"ingest state {self.path}: {exc}"
-                raise SourceError(msg) from exc
-
-    def close(self) -> None:
-        """Close the database."""
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> IngestState:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- validators ------------------------------------------------------------------------
 
