@@ -19,21 +19,19 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal, cast
 
 from alerts.base import Notifier
 from infra.errors import StoreError
-from infra.sqlite import LockedSqlite
+from infra.sqlite import LockedSqlite, from_micros, micros
 from streams.counters import Counters
 from streams.records import Alert, Delivery, utcnow
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 Status = Literal["pending", "delivered", "failed"]
 
 _SCHEMA = """
@@ -82,17 +80,6 @@ CREATE TABLE IF NOT EXISTS acks (
 );
 CREATE INDEX IF NOT EXISTS acks_by_alert ON acks (alert_id, id);
 """
-
-
-def _micros(at: datetime) -> int:
-    if at.tzinfo is None or at.utcoffset() is None:
-        msg = f"a timezone-aware datetime is required, got {at!r}"
-        raise ValueError(msg)
-    return (at - _EPOCH) // _MICROSECOND
-
-
-def _datetime(micros: int) -> datetime:
-    return _EPOCH + micros * _MICROSECOND
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +227,7 @@ class Outbox(LockedSqlite):
             key: names the notification, e.g. ``alert_id:state:repeat``; a (key, channel)
                 pair is stored, and so delivered, once.
         """
-        now = _micros(self._clock())
+        now = micros(self._clock())
         body = alert.model_dump_json()
         with self._guard() as conn, conn:
             added = 0
@@ -259,7 +246,7 @@ class Outbox(LockedSqlite):
             rows = conn.execute(
                 "SELECT key, channel, alert, attempts FROM outbox"
                 " WHERE status = 'pending' AND next_at <= ? ORDER BY next_at, created LIMIT ?",
-                (_micros(now), limit),
+                (micros(now), limit),
             ).fetchall()
         return [
             Pending(key, channel, Alert.model_validate_json(body), n)
@@ -277,7 +264,7 @@ class Outbox(LockedSqlite):
         Returns:
             the notification's status afterwards.
         """
-        at = _micros(now)
+        at = micros(now)
         with self._guard() as conn, conn:
             conn.execute(
                 "INSERT INTO attempts (key, channel, alert_id, at, ok, status, detail)"
@@ -286,7 +273,7 @@ class Outbox(LockedSqlite):
                     pending.key,
                     pending.channel,
                     pending.alert.alert_id,
-                    _micros(delivery.at),
+                    micros(delivery.at),
                     int(delivery.ok),
                     delivery.status,
                     delivery.detail,
@@ -311,7 +298,7 @@ class Outbox(LockedSqlite):
                 status, next_at, done_at = "failed", None, at
             else:
                 wait = timedelta(seconds=self.delay(attempts))
-                status, next_at, done_at = "pending", _micros(now + wait), None
+                status, next_at, done_at = "pending", micros(now + wait), None
             conn.execute(
                 "UPDATE outbox SET status = ?, attempts = ?, next_at = COALESCE(?, next_at),"
                 " done_at = ? WHERE key = ? AND channel = ?",
@@ -331,7 +318,7 @@ class Outbox(LockedSqlite):
             Attempt(
                 key,
                 Delivery(
-                    channel=channel, ok=bool(ok), status=status, detail=detail, at=_datetime(at)
+                    channel=channel, ok=bool(ok), status=status, detail=detail, at=from_micros(at)
                 ),
             )
             for key, channel, at, ok, status, detail in rows
@@ -352,7 +339,11 @@ class Outbox(LockedSqlite):
                 Attempt(
                     key,
                     Delivery(
-                        channel=channel, ok=bool(ok), status=status, detail=detail, at=_datetime(at)
+                        channel=channel,
+                        ok=bool(ok),
+                        status=status,
+                        detail=detail,
+                        at=from_micros(at),
                     ),
                 ),
             )
@@ -366,7 +357,7 @@ class Outbox(LockedSqlite):
                 "SELECT id, alert_id, by, note, at FROM acks WHERE id > ? ORDER BY id LIMIT ?",
                 (last_id, limit),
             ).fetchall()
-        return [(row_id, Ack(a, by, note, _datetime(at))) for row_id, a, by, note, at in rows]
+        return [(row_id, Ack(a, by, note, from_micros(at))) for row_id, a, by, note, at in rows]
 
     def all_silences(self) -> list[tuple[Silence, datetime | None]]:
         """Return every silence ever set, with when it was ended early (None: not ended)."""
@@ -376,8 +367,8 @@ class Outbox(LockedSqlite):
             ).fetchall()
         return [
             (
-                Silence(sid, ticker, rule, _datetime(until), by, reason, _datetime(created)),
-                _datetime(removed) if removed is not None else None,
+                Silence(sid, ticker, rule, from_micros(until), by, reason, from_micros(created)),
+                from_micros(removed) if removed is not None else None,
             )
             for sid, ticker, rule, until, by, reason, created, removed in rows
         ]
@@ -397,9 +388,9 @@ class Outbox(LockedSqlite):
                 state=state,
                 status=status,
                 attempts=attempts,
-                created=_datetime(created),
-                next_at=_datetime(next_at) if status == "pending" else None,
-                done_at=None if done_at is None else _datetime(done_at),
+                created=from_micros(created),
+                next_at=from_micros(next_at) if status == "pending" else None,
+                done_at=None if done_at is None else from_micros(done_at),
             )
             for key, channel, state, status, attempts, created, next_at, done_at in rows
         ]
@@ -415,7 +406,7 @@ class Outbox(LockedSqlite):
             conn.execute(
                 "INSERT INTO silences (id, ticker, rule, until, by, reason, created)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (silence_id, ticker, rule, _micros(until), by, reason, _micros(self._clock())),
+                (silence_id, ticker, rule, micros(until), by, reason, micros(self._clock())),
             )
         return silence_id
 
@@ -424,7 +415,7 @@ class Outbox(LockedSqlite):
         with self._guard() as conn, conn:
             cursor = conn.execute(
                 "UPDATE silences SET removed = ? WHERE id = ? AND removed IS NULL",
-                (_micros(self._clock()), silence_id),
+                (micros(self._clock()), silence_id),
             )
         return cursor.rowcount > 0
 
@@ -434,10 +425,10 @@ class Outbox(LockedSqlite):
             rows = conn.execute(
                 "SELECT id, ticker, rule, until, by, reason, created FROM silences"
                 " WHERE removed IS NULL AND until > ? ORDER BY until, id",
-                (_micros(now),),
+                (micros(now),),
             ).fetchall()
         return [
-            Silence(sid, ticker, rule, _datetime(until), by, reason, _datetime(created))
+            Silence(sid, ticker, rule, from_micros(until), by, reason, from_micros(created))
             for sid, ticker, rule, until, by, reason, created in rows
         ]
 
@@ -450,7 +441,7 @@ class Outbox(LockedSqlite):
         with self._guard() as conn, conn:
             conn.execute(
                 "INSERT INTO acks (alert_id, by, note, at) VALUES (?, ?, ?, ?)",
-                (alert_id, by, note, _micros(self._clock())),
+                (alert_id, by, note, micros(self._clock())),
             )
 
     def acks(self, alert_id: str) -> list[Ack]:
@@ -459,7 +450,7 @@ class Outbox(LockedSqlite):
             rows = conn.execute(
                 "SELECT by, note, at FROM acks WHERE alert_id = ? ORDER BY id", (alert_id,)
             ).fetchall()
-        return [Ack(alert_id, by, note, _datetime(at)) for by, note, at in rows]
+        return [Ack(alert_id, by, note, from_micros(at)) for by, note, at in rows]
 
 
 class Deliverer:

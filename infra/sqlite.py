@@ -7,11 +7,32 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, Self
 
 from infra.errors import SurveilError
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def micros(at: datetime) -> int:
+    """Store an aware datetime exactly, as integer microseconds since the epoch.
+
+    Raises:
+        ValueError: the datetime is naive.
+    """
+    if at.tzinfo is None or at.utcoffset() is None:
+        msg = f"a timezone-aware datetime is required, got {at!r}"
+        raise ValueError(msg)
+    return (at - _EPOCH) // _MICROSECOND
+
+
+def from_micros(value: int) -> datetime:
+    """Read back a datetime stored by `micros`, in UTC."""
+    return _EPOCH + value * _MICROSECOND
 
 
 class LockedSqlite:

@@ -11,18 +11,16 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from infra.errors import SourceError
-from infra.sqlite import LockedSqlite
+from infra.sqlite import LockedSqlite, from_micros, micros
 
 SCHEMA_VERSION = 1
 RUNS_KEPT = 50
 # Well below SQLite's limit on bound parameters of one statement (999 before 3.32).
 _CHUNK = 500
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS validators (
@@ -60,17 +58,6 @@ class Run:
     documents: int
     rejected: int
     error: str | None
-
-
-def _micros(at: datetime) -> int:
-    if at.tzinfo is None or at.utcoffset() is None:
-        msg = f"a timezone-aware datetime is required, got {at!r}"
-        raise ValueError(msg)
-    return (at - _EPOCH) // _MICROSECOND
-
-
-def _datetime(micros: int) -> datetime:
-    return _EPOCH + micros * _MICROSECOND
 
 
 class IngestState(LockedSqlite):
@@ -178,13 +165,13 @@ class IngestState(LockedSqlite):
         Raises:
             ValueError: ``at`` is naive.
         """
-        micros = _micros(at)
+        stamp = micros(at)
         with self._guard() as conn, conn:
             conn.executemany(
                 "INSERT INTO seen (source, doc_id, seen_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (source, doc_id) DO UPDATE "
                 "SET seen_at = max(seen_at, excluded.seen_at)",
-                [(source, doc_id, micros) for doc_id in doc_ids],
+                [(source, doc_id, stamp) for doc_id in doc_ids],
             )
 
     def prune(self, older_than: datetime) -> int:
@@ -193,9 +180,9 @@ class IngestState(LockedSqlite):
         Raises:
             ValueError: ``older_than`` is naive.
         """
-        micros = _micros(older_than)
+        stamp = micros(older_than)
         with self._guard() as conn, conn:
-            return conn.execute("DELETE FROM seen WHERE seen_at < ?", (micros,)).rowcount
+            return conn.execute("DELETE FROM seen WHERE seen_at < ?", (stamp,)).rowcount
 
     def seen_counts(self) -> dict[str, int]:
         """Return how many ids are remembered per source."""
@@ -221,7 +208,7 @@ class IngestState(LockedSqlite):
         Raises:
             ValueError: ``started`` or ``finished`` is naive.
         """
-        row = (source, _micros(started), _micros(finished), documents, rejected, error)
+        row = (source, micros(started), micros(finished), documents, rejected, error)
         with self._guard() as conn, conn:
             conn.execute(
                 "INSERT INTO runs (source, started, finished, documents, rejected, error) "
@@ -242,6 +229,6 @@ class IngestState(LockedSqlite):
                 "WHERE id IN (SELECT max(id) FROM runs GROUP BY source) ORDER BY source"
             ).fetchall()
         return [
-            Run(source, _datetime(started), _datetime(finished), documents, rejected, error)
+            Run(source, from_micros(started), from_micros(finished), documents, rejected, error)
             for source, started, finished, documents, rejected, error in rows
         ]
