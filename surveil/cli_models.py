@@ -59,6 +59,13 @@ console = Console()
     help="Continue from a trained artifact of the same preset (its weights, fresh optimizer).",
 )
 @click.option(
+    "--class-weighting/--no-class-weighting",
+    default=True,
+    show_default=True,
+    help="Weight the loss towards rare classes (square-root inverse frequency).",
+)
+@click.option("--head-lr", type=float, default=None, help="Learning rate of the two heads.")
+@click.option(
     "--threads",
     envvar="SURVEIL_THREADS",
     show_envvar=True,
@@ -92,6 +99,8 @@ def train_command(
     data_dir: Path | None,
     max_minutes: float | None,
     init_from: Path | None,
+    class_weighting: bool,
+    head_lr: float | None,
 ) -> None:
     """Fine-tune the two-head classifier and write a versioned artifact."""
     import torch  # noqa: PLC0415 - heavy
@@ -121,6 +130,8 @@ def train_command(
             limit=limit,
             max_minutes=max_minutes,
             init_from=str(init_from) if init_from else None,
+            class_weighting=class_weighting,
+            head_lr=head_lr or TrainConfig.head_lr,
         )
         console.print(f"training {preset} on {cfg.device} from {encoder}")
         result = train(
