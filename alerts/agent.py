@@ -5,7 +5,7 @@ partition) and keeps each ticker's rule state in a Faust table. What the router 
 due goes into the outbox, then onto the alerts topic (which the store agent writes to
 ClickHouse, the audit trail). A timer flushes the router every second, for notifications
 that become due without a new document (group wait, repeat interval, a mute window's end).
-The `alerts.outbox.Deliverer` thread, started with the worker, does the sending.
+The `alerts.deliverer.Deliverer` thread, started with the worker, does the sending.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Per scored document the evaluator updates its ticker's state and emits conditions; the
 router groups them (ticker, rule), waits, throttles, inhibits, mutes and honours silences;
 what is due is persisted in the outbox first, then returned for the audit topic. A
-separate `alerts.outbox.Deliverer` thread sends from the outbox with retries, so a Slack
+separate `alerts.deliverer.Deliverer` thread sends from the outbox with retries, so a Slack
 or mail outage never holds up the stream.
 
 The router's state is saved to a JSON file after each change, so a restart neither

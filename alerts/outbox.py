@@ -7,7 +7,8 @@ SQLite allows across processes. Times are integer microseconds since the epoch (
 
 Delivery is at least once per (key, channel), and exactly once unless the process dies
 between a notifier's successful send and `Outbox.record`: that row is still pending after a
-restart and is sent once more. Run one `Deliverer` per outbox file.
+restart and is sent once more. `alerts.deliverer.Deliverer` does the sending; run one per
+outbox file.
 """
 
 from __future__ import annotations
@@ -15,18 +16,15 @@ from __future__ import annotations
 import logging
 import random
 import sqlite3
-import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal, cast
 
-from alerts.base import Notifier
 from infra.errors import StoreError
 from infra.sqlite import LockedSqlite, from_micros, micros
-from streams.counters import Counters
 from streams.records import Alert, Delivery, utcnow
 
 log = logging.getLogger(__name__)
@@ -297,7 +295,8 @@ class Outbox(LockedSqlite):
             elif attempts >= self.max_attempts:
                 status, next_at, done_at = "failed", None, at
             else:
-                wait = timedelta(seconds=self.delay(attempts))
+                # a receiver's Retry-After is a floor: trying earlier only meets another 429
+                wait = timedelta(seconds=max(self.delay(attempts), delivery.retry_after or 0.0))
                 status, next_at, done_at = "pending", micros(now + wait), None
             conn.execute(
                 "UPDATE outbox SET status = ?, attempts = ?, next_at = COALESCE(?, next_at),"
@@ -451,102 +450,3 @@ class Outbox(LockedSqlite):
                 "SELECT by, note, at FROM acks WHERE alert_id = ? ORDER BY id", (alert_id,)
             ).fetchall()
         return [Ack(alert_id, by, note, from_micros(at)) for by, note, at in rows]
-
-
-class Deliverer:
-    """Deliver what the outbox holds, in a daemon thread or one pass at a time.
-
-    A notifier that fails or raises costs one recorded attempt; the loop goes on.
-
-    Args:
-        outbox: where notifications wait.
-        notifiers: by channel name (the names given to `Outbox.put`).
-        clock: the current time.
-        sleep: waits between passes; by default a wait that `stop` interrupts.
-        interval: seconds between passes of the thread.
-        counters: counts ``alerts.delivered``, ``alerts.delivery_failed``,
-            ``alerts.delivery_gave_up`` and ``alerts.deliverer_errors``.
-    """
-
-    def __init__(
-        self,
-        outbox: Outbox,
-        notifiers: Mapping[str, Notifier],
-        clock: Callable[[], datetime] = utcnow,
-        sleep: Callable[[float], object] | None = None,
-        *,
-        interval: float = 1.0,
-        counters: Counters | None = None,
-    ) -> None:
-        self._outbox = outbox
-        self._notifiers = dict(notifiers)
-        self._clock = clock
-        self._stopping = threading.Event()
-        self._kick = threading.Event()
-        self._sleep = sleep if sleep is not None else self._nap
-        self._interval = interval
-        self._counters = counters if counters is not None else Counters()
-        self._pass = threading.Lock()  # one pass at a time: a row is never sent twice at once
-        self._thread: threading.Thread | None = None
-
-    def run_once(self, now: datetime) -> int:
-        """Attempt every notification due at ``now``; return how many attempts were made."""
-        with self._pass:
-            due = self._outbox.due(now)
-            for pending in due:
-                delivery = self._send(pending, now)
-                status = self._outbox.record(pending, delivery, now)
-                if delivery.ok:
-                    self._counters.inc("alerts.delivered")
-                    continue
-                self._counters.inc("alerts.delivery_failed")
-                attempt = f"{pending.key} to {pending.channel} (attempt {pending.attempts + 1})"
-                log.warning("alert %s failed: %s %s", attempt, delivery.status, delivery.detail)
-                if status == "failed":
-                    self._counters.inc("alerts.delivery_gave_up")
-                    log.error("alert %s to %s: giving up", pending.key, pending.channel)
-            return len(due)
-
-    def _send(self, pending: Pending, now: datetime) -> Delivery:
-        notifier = self._notifiers.get(pending.channel)
-        if notifier is None:
-            return Delivery(channel=pending.channel, ok=False, detail="no notifier", at=now)
-        try:
-            return notifier.send(pending.alert)
-        except Exception as exc:  # a notifier must not raise; one that does costs an attempt
-            log.exception("notifier %s raised on %s", pending.channel, pending.key)
-            detail = f"{type(exc).__name__}: {exc}"[:500]
-            return Delivery(channel=pending.channel, ok=False, detail=detail, at=now)
-
-    def start(self) -> None:
-        """Run `run_once` in a daemon thread every ``interval`` seconds until `stop`."""
-        if self._thread is not None:
-            return
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._loop, name="surveil-deliverer", daemon=True)
-        self._thread.start()
-
-    def wake(self) -> None:
-        """Start the next pass now (a notification was just put), not at the next interval."""
-        self._kick.set()
-
-    def _nap(self, seconds: float) -> None:
-        self._kick.wait(seconds)
-        self._kick.clear()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the thread after its current pass."""
-        self._stopping.set()
-        self._kick.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                self.run_once(self._clock())
-            except Exception:  # the store may be briefly locked by the CLI: try next pass
-                self._counters.inc("alerts.deliverer_errors")
-                log.exception("alert deliverer pass failed")
-            self._sleep(self._interval)

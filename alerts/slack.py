@@ -228,7 +228,13 @@ def _deliver(
     detail = reply.detail
     if reply.retry_after is not None:
         detail = f"retry after {math.ceil(reply.retry_after)}s: {detail}"
-    return Delivery(channel=channel, ok=False, status=reply.status, detail=detail)
+    return Delivery(
+        channel=channel,
+        ok=False,
+        status=reply.status,
+        detail=detail,
+        retry_after=reply.retry_after,
+    )
 
 
 class SlackWebhook:

@@ -149,6 +149,9 @@ class Delivery(Record):
     status: int | None = None
     detail: str = ""
     at: AwareDatetime = Field(default_factory=utcnow)
+    retry_after: float | None = Field(
+        default=None, ge=0, description="Seconds the receiver asked to wait before trying again."
+    )
 
 
 class Alert(Record):

@@ -9,12 +9,19 @@ from typing import Any
 
 
 class WebhookReceiver:
-    """Collect JSON posts; optionally answer the first ``fail_first`` posts with 500.
+    """Collect JSON posts; optionally answer the first ``fail_first`` posts with an error.
 
     Use as a context manager; ``url`` is where to post.
+
+    Args:
+        fail_first: how many posts to refuse before accepting.
+        fail_status: the refusals' HTTP status (Slack answers 429 when rate limited).
+        retry_after: a ``Retry-After`` header to send with each refusal.
     """
 
-    def __init__(self, fail_first: int = 0) -> None:
+    def __init__(
+        self, fail_first: int = 0, fail_status: int = 500, retry_after: str | None = None
+    ) -> None:
         self.received: list[dict[str, Any]] = []
         self.attempts = 0
         self._fail_first = fail_first
@@ -30,7 +37,9 @@ class WebhookReceiver:
                     failing = receiver.attempts <= receiver._fail_first
                     if not failing:
                         receiver.received.append(json.loads(body))
-                self.send_response(500 if failing else 200)
+                self.send_response(fail_status if failing else 200)
+                if failing and retry_after is not None:
+                    self.send_header("Retry-After", retry_after)
                 self.end_headers()
                 self.wfile.write(b"error" if failing else b"ok")
 

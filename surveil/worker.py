@@ -12,9 +12,10 @@ import faust
 from alerts import agent as alerts_agent
 from alerts import audit
 from alerts.base import Notifier
+from alerts.deliverer import Deliverer
 from alerts.email import SmtpNotifier
 from alerts.engine import AlertEngine
-from alerts.outbox import Deliverer, Outbox
+from alerts.outbox import Outbox
 from alerts.slack import SlackBot, SlackWebhook
 from infra.broker import ensure_topics
 from infra.settings import Settings

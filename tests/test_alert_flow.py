@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from alerts.conditions import InhibitRule, Matcher, RouteConfig
+from alerts.deliverer import Deliverer
 from alerts.email import SmtpNotifier
 from alerts.engine import AlertEngine
-from alerts.outbox import Deliverer, Outbox
+from alerts.outbox import Outbox
 from alerts.ruleset import EventSpec, RuleSet, ThresholdSpec
 from alerts.slack import SlackWebhook
 from streams.records import Alert, Scored

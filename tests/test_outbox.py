@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from alerts.outbox import Deliverer, Outbox
+from alerts.deliverer import Deliverer
+from alerts.outbox import Outbox
 from alerts.slack import SlackWebhook
 from infra.errors import StoreError
 from streams.counters import Counters
@@ -168,6 +169,22 @@ def test_slack_outage_then_recovery_delivers_exactly_once(outbox: Outbox, clock:
         (True, 200)
     ]
     assert outbox.deliveries("a1")[0].status == "delivered"
+
+
+def test_a_rate_limited_slack_is_not_retried_before_its_retry_after(tmp_path: Path, clock: Clock):
+    box = Outbox(tmp_path / "o.db", base=1, cap=8, clock=clock, rand=lambda: 1.0)
+    with box, WebhookReceiver(fail_first=1, fail_status=429, retry_after="120") as receiver:
+        deliverer = Deliverer(box, {"slack": SlackWebhook(receiver.url, timeout=5)}, clock)
+        box.put(alert(), ["slack"], KEY)
+        deliverer.run_once(clock.now)
+        [waiting] = box.deliveries("a1")
+        assert waiting.next_at == T0 + timedelta(seconds=120)  # not the backoff's 1 s
+        assert deliverer.run_once(clock.advance(119)) == 0
+        assert deliverer.run_once(clock.advance(1)) == 1
+        first, second = box.attempts("a1")
+    assert receiver.attempts == 2 and len(receiver.received) == 1
+    assert (first.delivery.status, second.delivery.status) == (429, 200)
+    assert first.delivery.detail.startswith("retry after 120s")
 
 
 def test_a_raising_notifier_is_recorded_and_the_loop_goes_on(outbox: Outbox, clock: Clock):
