@@ -64,19 +64,39 @@ def register(pipeline: Pipeline, engine: AlertEngine) -> Any:
 
 
 AUDIT_EVERY_S = 5.0
+PRUNE_EVERY_S = 3_600.0
 
 
-def register_audit(pipeline: Pipeline, sync: Callable[[], int]) -> None:
-    """Copy the outbox journal into ClickHouse every few seconds, in the store thread."""
+def register_audit(
+    pipeline: Pipeline, sync: Callable[[], int], prune: Callable[[], int] | None = None
+) -> None:
+    """Copy the outbox journal into ClickHouse every few seconds, in the store thread.
+
+    Args:
+        pipeline: the worker's app, counters and store thread.
+        sync: copies what is new; counted in ``alerts.audit_rows``.
+        prune: forgets in the outbox what was copied and is old enough, hourly; counted in
+            ``alerts.outbox_pruned``.
+    """
     counters = pipeline.counters
 
-    async def copy() -> None:
+    async def run(job: Callable[[], int], counter: str) -> None:
         loop = asyncio.get_running_loop()
         try:
-            counters.inc("alerts.audit_rows", await loop.run_in_executor(pipeline.store_pool, sync))
+            counters.inc(counter, await loop.run_in_executor(pipeline.store_pool, job))
         except SurveilError as exc:  # ClickHouse busy or down: the outbox keeps it for later
             counters.inc("alerts.audit_errors")
-            log.warning("alert audit copy failed, will retry: %s", exc)
+            log.warning("%s: alert audit job failed, will retry: %s", counter, exc)
+
+    async def copy() -> None:
+        await run(sync, "alerts.audit_rows")
 
     timer: Any = pipeline.app.timer(interval=AUDIT_EVERY_S)
     timer(copy)
+    if prune is not None:
+
+        async def forget() -> None:
+            await run(prune, "alerts.outbox_pruned")
+
+        pruner: Any = pipeline.app.timer(interval=PRUNE_EVERY_S)
+        pruner(forget)

@@ -10,6 +10,8 @@ after the highest id already in ClickHouse, so a copy repeated after a crash add
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from alerts.outbox import Outbox
 from infra.db import Warehouse
 
@@ -64,3 +66,22 @@ def sync(outbox: Outbox, warehouse: Warehouse) -> int:
         ("id", "ticker", "rule", "until", "by", "reason", "created", "removed", "version"),
     )
     return written
+
+
+def prune(outbox: Outbox, warehouse: Warehouse, before: datetime) -> int:
+    """Forget in the outbox what ended before ``before`` and ClickHouse already holds."""
+    [(last_attempt,)] = warehouse.rows("SELECT max(id) FROM {db}.alert_deliveries")
+    [(last_ack,)] = warehouse.rows("SELECT max(id) FROM {db}.alert_acks")
+    stored = {
+        str(sid): int(version)
+        for sid, version in warehouse.rows(
+            "SELECT id, max(version) FROM {db}.alert_silences GROUP BY id"
+        )
+    }
+    local = {s.id: 2 if removed is not None else 1 for s, removed in outbox.all_silences()}
+    return outbox.prune(
+        before,
+        attempts_upto=int(last_attempt or 0),
+        acks_upto=int(last_ack or 0),
+        silences={sid for sid, version in local.items() if stored.get(sid, 0) >= version},
+    )

@@ -17,7 +17,7 @@ import logging
 import random
 import sqlite3
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -393,6 +393,47 @@ class Outbox(LockedSqlite):
             )
             for key, channel, state, status, attempts, created, next_at, done_at in rows
         ]
+
+    def prune(
+        self, before: datetime, *, attempts_upto: int, acks_upto: int, silences: Set[str]
+    ) -> int:
+        """Forget what ended before ``before`` and is already copied elsewhere; return rows.
+
+        Removes delivered or failed notifications done before ``before``; attempts made
+        before it whose notification is gone; acks before it; silences that ended before it.
+        Only rows already copied to ClickHouse go: attempts and acks up to the given ids,
+        silences whose ids are given. The newest attempt and ack always stay, so SQLite never
+        hands out an id again that the copy has seen. A notification key forgotten here
+        would be delivered again if it were put again, so ``before`` bounds how far back a
+        replay stays deduplicated.
+
+        Args:
+            before: the cutoff (e.g. now minus the ``alert_outbox_days`` setting).
+            attempts_upto: the highest attempt id copied to ClickHouse.
+            acks_upto: the highest ack id copied to ClickHouse.
+            silences: ids of the silences copied to ClickHouse in their final version.
+        """
+        cutoff = micros(before)
+        with self._guard() as conn, conn:
+            removed = conn.execute(
+                "DELETE FROM outbox WHERE status != 'pending' AND done_at < ?", (cutoff,)
+            ).rowcount
+            removed += conn.execute(
+                "DELETE FROM attempts WHERE at < ? AND id <= ?"
+                " AND id < (SELECT max(id) FROM attempts) AND NOT EXISTS (SELECT 1 FROM outbox"
+                " o WHERE o.key = attempts.key AND o.channel = attempts.channel)",
+                (cutoff, attempts_upto),
+            ).rowcount
+            removed += conn.execute(
+                "DELETE FROM acks WHERE at < ? AND id <= ? AND id < (SELECT max(id) FROM acks)",
+                (cutoff, acks_upto),
+            ).rowcount
+            ended = conn.execute(
+                "SELECT id FROM silences WHERE COALESCE(removed, until) < ?", (cutoff,)
+            ).fetchall()
+            gone = [(sid,) for (sid,) in ended if sid in silences]
+            removed += conn.executemany("DELETE FROM silences WHERE id = ?", gone).rowcount
+        return removed
 
     # -- silences and acks --------------------------------------------------------------
 

@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     alert_repeat_interval_s: float = Field(
         14_400.0, ge=0, description="Default cooldown before a still-firing group repeats."
     )
+    alert_outbox_days: int = Field(
+        30,
+        ge=1,
+        description="Days the alert outbox keeps finished notifications, their attempts, acks "
+        "and ended silences (after copying them to ClickHouse); a notification is not sent "
+        "twice within this span.",
+    )
     alert_slack_bot_token: SecretStr | None = Field(
         None, description="Slack bot token (chat.postMessage) instead of a webhook."
     )

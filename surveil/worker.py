@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -22,6 +23,7 @@ from infra.settings import Settings
 from models.registry import Runtime, load_classifier
 from streams import classify, signals, store
 from streams.app import Pipeline, create_pipeline
+from streams.records import utcnow
 from streams.topics import ALL_TOPICS, with_prefix
 from surveil import endpoint
 from surveil.runtime import alert_ruleset, open_warehouse, outbox_path, worker_config
@@ -59,7 +61,12 @@ def build(settings: Settings) -> Pipeline:
         on_put=deliverer.wake,
     )
     alerts_agent.register(pipeline, engine)
-    alerts_agent.register_audit(pipeline, partial(audit.sync, outbox, warehouse))
+    keep = timedelta(days=settings.alert_outbox_days)
+    alerts_agent.register_audit(
+        pipeline,
+        partial(audit.sync, outbox, warehouse),
+        lambda: audit.prune(outbox, warehouse, utcnow() - keep),
+    )
     deliverer.start()
 
     async def stop_delivering(*_: Any, **__: Any) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from alerts.audit import sync
+from alerts.audit import prune, sync
 from alerts.outbox import Outbox
 from infra.settings import Settings
 from streams.records import Alert, Delivery, DocRef
@@ -104,3 +104,27 @@ def test_the_outbox_journal_is_copied_to_clickhouse_once(tmp_path: Path) -> None
         warehouse.close()
     assert deliveries == [("a" * 32, "slack", False, 500)]
     assert acks == [("ana", "seen")] and ended == [(1,)]
+
+
+def test_the_outbox_forgets_only_what_clickhouse_already_holds(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, state_dir=tmp_path / "state")  # type: ignore[call-arg]
+    warehouse = open_warehouse(settings)
+    later = datetime.now(UTC) + timedelta(days=1)
+    try:
+        with Outbox(tmp_path / "outbox.db") as outbox:
+            for n in range(3):
+                outbox.put(_alert(), ["slack"], f"{'a' * 32}:firing:{n}")
+            due = sorted(outbox.due(later), key=lambda p: p.key)
+            for pending in due[:2]:
+                outbox.record(pending, Delivery(channel="slack", ok=True), datetime.now(UTC))
+            assert sync(outbox, warehouse) == 2
+            outbox.record(due[2], Delivery(channel="slack", ok=True), datetime.now(UTC))
+            # three notifications done, two attempts copied: the third attempt must stay
+            assert prune(outbox, warehouse, later) == 3 + 2
+            kept = [a.key[-1] for a in outbox.attempts("a" * 32)]
+            assert sync(outbox, warehouse) == 1
+        copied = warehouse.rows("SELECT key FROM {db}.alert_deliveries ORDER BY id")
+    finally:
+        warehouse.close()
+    assert kept == ["2"]
+    assert [k[-1] for (k,) in copied] == ["0", "1", "2"]

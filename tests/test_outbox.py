@@ -187,6 +187,53 @@ def test_a_rate_limited_slack_is_not_retried_before_its_retry_after(tmp_path: Pa
     assert first.delivery.detail.startswith("retry after 120s")
 
 
+def ok(channel: str = "slack") -> Delivery:
+    return Delivery(channel=channel, ok=True, status=200, at=T0)
+
+
+def test_prune_forgets_only_what_ended_before_the_cutoff_and_was_copied(
+    outbox: Outbox, clock: Clock
+):
+    for alert_id in ("old", "stuck"):
+        outbox.put(alert(alert_id), ["slack"], f"{alert_id}:firing:0")
+    [old, stuck] = sorted(outbox.due(T0), key=lambda p: p.key)
+    outbox.record(old, ok(), T0)
+    outbox.record(stuck, fail(), T0)  # still pending: kept, with its attempts
+    outbox.ack("old", "ana")
+    expired = outbox.silence("ACME", None, T0 + timedelta(hours=1), "ana", "")
+    lasting = outbox.silence("ACME", None, T0 + timedelta(days=90), "ana", "")
+    clock.advance(40 * 86_400)
+    outbox.put(alert("new"), ["slack"], "new:firing:0")
+    [new] = [p for p in outbox.due(clock.now) if p.key == "new:firing:0"]
+    outbox.record(new, ok(), clock.now)
+    outbox.ack("new", "ana")
+    cutoff = T0 + timedelta(days=30)
+
+    assert outbox.prune(cutoff, attempts_upto=0, acks_upto=0, silences=set()) == 1
+    assert outbox.attempts("old") != [] and outbox.acks("old") != []  # not copied yet
+
+    copied = {expired, lasting}
+    assert outbox.prune(cutoff, attempts_upto=99, acks_upto=99, silences=copied) == 3
+    assert outbox.deliveries("old") == [] and outbox.attempts("old") == []
+    assert outbox.acks("old") == []
+    assert [o.status for o in outbox.deliveries("stuck")] == ["pending"]
+    assert len(outbox.attempts("stuck")) == 1
+    assert [o.status for o in outbox.deliveries("new")] == ["delivered"]
+    assert [s.id for s, _ in outbox.all_silences()] == [lasting]
+    # the price of forgetting: the old key would be delivered again if it were put again
+    assert outbox.put(alert("old"), ["slack"], "old:firing:0") is True
+
+
+def test_prune_keeps_the_newest_ids_so_sqlite_never_reuses_them(outbox: Outbox, clock: Clock):
+    outbox.put(alert(), ["slack"], KEY)
+    [pending] = outbox.due(T0)
+    outbox.record(pending, ok(), T0)
+    outbox.ack("a1", "ana")
+    later = T0 + timedelta(days=365)
+    assert outbox.prune(later, attempts_upto=99, acks_upto=99, silences=set()) == 1
+    assert len(outbox.attempts("a1")) == 1 and len(outbox.acks("a1")) == 1
+
+
 def test_a_raising_notifier_is_recorded_and_the_loop_goes_on(outbox: Outbox, clock: Clock):
     counters = Counters()
     broken, fine = Flaky("pager", fail=2), Flaky("slack")
