@@ -8,21 +8,19 @@ from the raw YAML text, because YAML 1.1 would turn ``ON`` into true, ``16:00`` 
 
 from __future__ import annotations
 
-import difflib
-import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar, TypeAlias, TypeVar
+from typing import Any, ClassVar, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
 from alerts.conditions import InhibitRule, Kind, Matcher, MuteWindow, RouteConfig, Severity
 from infra.errors import ConfigError
-from ingest.config import seconds
+from infra.yamlnodes import Fields, NodeReader, hint
 from models.taxonomy import EVENT_TYPES, NO_EVENT, SEC_ITEM_EVENTS
 
 KINDS: tuple[Kind, ...] = ("threshold", "shock", "negative_spike", "event")
@@ -44,10 +42,7 @@ _KIND_FIELDS: Mapping[str, frozenset[str]] = {
 }
 _RULE_FIELDS = _COMMON.union(*_KIND_FIELDS.values())
 _EVENTS = tuple(e for e in EVENT_TYPES if e != NO_EVENT)
-_TICKER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,14}$")
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
-_NULL = "tag:yaml.org,2002:null"
-_T = TypeVar("_T")
 
 
 class RulesError(ConfigError):
@@ -177,7 +172,7 @@ def load_ruleset(path: Path | str) -> RuleSet:
         line = mark.line + 1 if mark is not None else 1
         problem = getattr(exc, "problem", None) or str(exc)
         raise RulesError([f"{file}:{line}: invalid YAML: {problem}"]) from exc
-    reader = _Reader(file)
+    reader = NodeReader(file)
     ruleset = _ruleset(reader, root)
     if reader.problems or ruleset is None:
         raise RulesError(reader.sorted())
@@ -193,162 +188,7 @@ def check_file(path: Path | str) -> list[str]:
     return []
 
 
-class _Reader:
-    """Walk composed YAML nodes, noting each problem with file, line and field."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.problems: list[str] = []
-        self._loader = yaml.SafeLoader("")
-
-    def fail(self, node: yaml.Node, where: str, msg: str) -> None:
-        at = f"{self.file}:{node.start_mark.line + 1}"
-        self.problems.append(f"{at}: {where}: {msg}" if where else f"{at}: {msg}")
-
-    def sorted(self) -> list[str]:
-        """Return the problems in line order."""
-        prefix = len(self.file) + 1
-        return sorted(self.problems, key=lambda p: int(p[prefix:].partition(":")[0] or 0))
-
-    def got(self, node: yaml.Node) -> str:
-        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
-            return "a mapping" if isinstance(node, yaml.MappingNode) else "a list"
-        return "nothing" if node.tag == _NULL else repr(self._loader.construct_object(node))
-
-    def fields(
-        self, node: yaml.Node, where: str, allowed: frozenset[str], note: str = ""
-    ) -> _Map | None:
-        if not isinstance(node, yaml.MappingNode):
-            self.fail(node, where, f"expected a mapping, got {self.got(node)}")
-            return None
-        out: dict[str, yaml.Node] = {}
-        for key_node, value in node.value:
-            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
-            here = f"{where}.{key}" if where else key
-            if key in out:
-                self.fail(key_node, here, "given twice")
-            elif key not in allowed:
-                self.fail(key_node, here, f"unknown field{note}; {_hint(key, allowed)}")
-            else:
-                out[key] = value
-        return _Map(self, node, where, out)
-
-    def text(self, node: yaml.Node, where: str) -> str | None:
-        value = node.value.strip() if isinstance(node, yaml.ScalarNode) else ""
-        if not value or node.tag == _NULL:
-            self.fail(node, where, f"expected a non-empty string, got {self.got(node)}")
-            return None
-        return value
-
-    def choice(self, node: yaml.Node, where: str, options: tuple[str, ...]) -> str | None:
-        value = self.text(node, where)
-        if value is not None and value not in options:
-            self.fail(node, where, f"expected one of {', '.join(options)}, got {value!r}")
-            return None
-        return value
-
-    def number(
-        self, node: yaml.Node, where: str, ok: Callable[[float], bool], expect: str
-    ) -> float | None:
-        value: Any = None
-        if isinstance(node, yaml.ScalarNode):
-            value = self._loader.construct_object(node)
-            if isinstance(value, str) and node.style is None:
-                # Plain scalars such as -.3 or 1e-3 are numbers to a reader, strings to YAML 1.1.
-                try:
-                    value = float(value)
-                except ValueError:
-                    pass
-        number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
-        if number is None or not math.isfinite(number) or not ok(float(number)):
-            self.fail(node, where, f"expected {expect}, got {self.got(node)}")
-            return None
-        return float(number)
-
-    def count(self, node: yaml.Node, where: str) -> int | None:
-        value = self.number(node, where, lambda v: v >= 1 and v == int(v), "a whole number >= 1")
-        return None if value is None else int(value)
-
-    def flag(self, node: yaml.Node, where: str) -> bool | None:
-        value = self._loader.construct_object(node) if isinstance(node, yaml.ScalarNode) else None
-        if not isinstance(value, bool):
-            self.fail(node, where, f"expected true or false, got {self.got(node)}")
-            return None
-        return value
-
-    def duration(self, node: yaml.Node, where: str, *, zero_ok: bool = False) -> float | None:
-        value = self._loader.construct_object(node) if isinstance(node, yaml.ScalarNode) else node
-        if zero_ok and not isinstance(value, bool) and value in (0, "0", "0s"):
-            return 0.0
-        try:
-            return seconds(value, f"{self.file}:{node.start_mark.line + 1}: {where}")
-        except ConfigError as exc:
-            self.problems.append(str(exc))
-            return None
-
-    def items(self, node: yaml.Node, where: str) -> list[tuple[str, yaml.Node]]:
-        if not isinstance(node, yaml.SequenceNode):
-            self.fail(node, where, f"expected a list, got {self.got(node)}")
-            return []
-        return [(f"{where}[{i}]", item) for i, item in enumerate(node.value)]
-
-    def texts(self, node: yaml.Node, where: str) -> tuple[str, ...] | None:
-        values = [self.text(item, here) for here, item in self.items(node, where)]
-        return None if None in values else tuple(v for v in values if v is not None)
-
-    def tickers(self, node: yaml.Node, where: str) -> tuple[str, ...] | None:
-        out: list[str] = []
-        entries = self.items(node, where)
-        for here, item in entries:
-            value = self.text(item, here)
-            if value is not None and not _TICKER.match(value):
-                self.fail(item, here, f"expected a ticker symbol, got {value!r}")
-            elif value is not None:
-                out.append(value.upper())
-        if not entries:
-            self.fail(node, where, "expected a non-empty list of tickers")
-        return tuple(dict.fromkeys(out)) if out else None
-
-
-@dataclass
-class _Map:
-    """A mapping's fields by name, and where it stands, for terse optional and required reads."""
-
-    r: _Reader
-    node: yaml.Node
-    where: str
-    values: dict[str, yaml.Node]
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.values
-
-    def at(self, key: str) -> str:
-        return f"{self.where}.{key}" if self.where else key
-
-    def fail(self, key: str, msg: str) -> None:
-        self.r.fail(self.values.get(key, self.node), self.at(key), msg)
-
-    def get(
-        self, key: str, read: Callable[[yaml.Node, str], _T | None], default: _T | None = None
-    ) -> _T | None:
-        return read(self.values[key], self.at(key)) if key in self.values else default
-
-    def need(
-        self, key: str, read: Callable[[yaml.Node, str], _T | None], what: str = ""
-    ) -> _T | None:
-        if key not in self.values:
-            self.r.fail(self.node, self.at(key), f"missing{what}")
-            return None
-        return read(self.values[key], self.at(key))
-
-
-def _hint(key: str, allowed: Iterable[str]) -> str:
-    close = difflib.get_close_matches(key, sorted(allowed), n=1)
-    listed = ", ".join(sorted(allowed)) or "none"
-    return f"did you mean {close[0]!r}?" if close else f"expected one of {listed}"
-
-
-def _ruleset(r: _Reader, root: yaml.Node | None) -> RuleSet | None:
+def _ruleset(r: NodeReader, root: yaml.Node | None) -> RuleSet | None:
     if root is None:
         r.problems.append(f"{r.file}:1: the file is empty; expected a mapping with a 'rules:' list")
         return None
@@ -366,14 +206,14 @@ def _ruleset(r: _Reader, root: yaml.Node | None) -> RuleSet | None:
     return RuleSet(rules or (), watchlists, route, inhibit, mute, r.file)
 
 
-def _watchlists(r: _Reader, node: yaml.Node, where: str) -> dict[str, tuple[str, ...]]:
+def _watchlists(r: NodeReader, node: yaml.Node, where: str) -> dict[str, tuple[str, ...]]:
     keys = [str(k) for k, _ in _pairs(node)]
     f = r.fields(node, where, frozenset(keys))
     lists = {name: f.get(name, r.tickers, None) for name in f.values} if f else {}
     return {name: tickers for name, tickers in lists.items() if tickers}
 
 
-def _route(r: _Reader, node: yaml.Node, where: str) -> RouteConfig:
+def _route(r: NodeReader, node: yaml.Node, where: str) -> RouteConfig:
     f = r.fields(node, where, _ROUTE)
     if f is None:
         return RouteConfig()
@@ -386,7 +226,7 @@ def _route(r: _Reader, node: yaml.Node, where: str) -> RouteConfig:
     return RouteConfig(**{k: v for k, v in values.items() if v is not None})
 
 
-def _mutes(r: _Reader, node: yaml.Node, where: str) -> tuple[MuteWindow, ...]:
+def _mutes(r: NodeReader, node: yaml.Node, where: str) -> tuple[MuteWindow, ...]:
     out = []
     for here, item in r.items(node, where):
         f = r.fields(item, here, _MUTE)
@@ -404,7 +244,7 @@ def _mutes(r: _Reader, node: yaml.Node, where: str) -> tuple[MuteWindow, ...]:
     return tuple(out)
 
 
-def _weekdays(r: _Reader, node: yaml.Node, where: str) -> tuple[int, ...]:
+def _weekdays(r: NodeReader, node: yaml.Node, where: str) -> tuple[int, ...]:
     days: set[int] = set()
     for here, item in r.items(node, where):
         text = (r.text(item, here) or "").lower()
@@ -415,7 +255,7 @@ def _weekdays(r: _Reader, node: yaml.Node, where: str) -> tuple[int, ...]:
     return tuple(sorted(days))
 
 
-def _clock(r: _Reader, end: bool, node: yaml.Node, where: str) -> str | None:
+def _clock(r: NodeReader, end: bool, node: yaml.Node, where: str) -> str | None:
     text = r.text(node, where)
     match = _CLOCK.match(text or "")
     hour, minute = (int(match.group(1)), int(match.group(2))) if match else (99, 99)
@@ -428,7 +268,7 @@ def _clock(r: _Reader, end: bool, node: yaml.Node, where: str) -> str | None:
     return f"{hour:02d}:{minute:02d}"
 
 
-def _zone(r: _Reader, node: yaml.Node, where: str) -> str | None:
+def _zone(r: NodeReader, node: yaml.Node, where: str) -> str | None:
     name = r.text(node, where)
     try:
         ZoneInfo(name or "")
@@ -439,7 +279,9 @@ def _zone(r: _Reader, node: yaml.Node, where: str) -> str | None:
     return name
 
 
-def _inhibits(r: _Reader, names: set[str], node: yaml.Node, where: str) -> tuple[InhibitRule, ...]:
+def _inhibits(
+    r: NodeReader, names: set[str], node: yaml.Node, where: str
+) -> tuple[InhibitRule, ...]:
     out = []
     for here, item in r.items(node, where):
         f = r.fields(item, here, _INHIBIT)
@@ -453,7 +295,7 @@ def _inhibits(r: _Reader, names: set[str], node: yaml.Node, where: str) -> tuple
     return tuple(out)
 
 
-def _matcher(r: _Reader, names: set[str], node: yaml.Node, where: str) -> Matcher | None:
+def _matcher(r: NodeReader, names: set[str], node: yaml.Node, where: str) -> Matcher | None:
     f = r.fields(node, where, _MATCHER)
     if f is not None and not f.values:
         r.fail(node, where, "name rules or kinds (an empty matcher would match every alert)")
@@ -462,12 +304,12 @@ def _matcher(r: _Reader, names: set[str], node: yaml.Node, where: str) -> Matche
     rules: tuple[str, ...] = f.get("rules", r.texts) or ()
     for here, item in r.items(f.values["rules"], f.at("rules")) if rules else []:
         if item.value not in names:
-            r.fail(item, here, f"no rule is named {item.value!r}; {_hint(item.value, names)}")
+            r.fail(item, here, f"no rule is named {item.value!r}; {hint(item.value, names)}")
     kinds = f.get("kinds", partial(_kinds, r)) or ()
     return Matcher(rules, kinds)
 
 
-def _kinds(r: _Reader, node: yaml.Node, where: str) -> tuple[str, ...]:
+def _kinds(r: NodeReader, node: yaml.Node, where: str) -> tuple[str, ...]:
     kinds = [r.choice(item, here, KINDS) for here, item in r.items(node, where)]
     return tuple(k for k in kinds if k)
 
@@ -477,7 +319,7 @@ def _pairs(node: yaml.Node) -> list[tuple[Any, yaml.Node]]:
 
 
 def _rules(
-    r: _Reader, watchlists: Mapping[str, tuple[str, ...]], node: yaml.Node, where: str
+    r: NodeReader, watchlists: Mapping[str, tuple[str, ...]], node: yaml.Node, where: str
 ) -> tuple[Rule, ...]:
     out: list[Rule] = []
     first: dict[str, int] = {}
@@ -495,7 +337,7 @@ def _rules(
 
 
 def _rule(
-    r: _Reader, node: yaml.Node, where: str, watchlists: Mapping[str, tuple[str, ...]]
+    r: NodeReader, node: yaml.Node, where: str, watchlists: Mapping[str, tuple[str, ...]]
 ) -> Rule | None:
     kind = next((str(v.value) for k, v in _pairs(node) if k == "kind" and v.value in KINDS), None)
     allowed = _COMMON | _KIND_FIELDS[kind] if kind else _RULE_FIELDS
@@ -520,7 +362,7 @@ def _rule(
 
 
 def _scope(
-    r: _Reader, watchlists: Mapping[str, tuple[str, ...]], node: yaml.Node, where: str
+    r: NodeReader, watchlists: Mapping[str, tuple[str, ...]], node: yaml.Node, where: str
 ) -> tuple[frozenset[str] | None, str | None]:
     if isinstance(node, yaml.ScalarNode) and node.value == "all":
         return None, None
@@ -544,7 +386,7 @@ def _scope(
     return (frozenset(tickers) if tickers else None), name
 
 
-def _specific(r: _Reader, kind: str | None, f: _Map) -> dict[str, Any]:
+def _specific(r: NodeReader, kind: str | None, f: Fields) -> dict[str, Any]:
     def num(ok: Callable[[float], bool], expect: str) -> Callable[[yaml.Node, str], float | None]:
         return partial(r.number, ok=ok, expect=expect)
 
@@ -566,7 +408,7 @@ def _specific(r: _Reader, kind: str | None, f: _Map) -> dict[str, Any]:
     return out
 
 
-def _event(r: _Reader, f: _Map) -> dict[str, Any]:
+def _event(r: NodeReader, f: Fields) -> dict[str, Any]:
     if "event" in f and "item" in f:
         r.fail(f.node, f.where, "give either event or item, not both")
         return {"event": None}
@@ -578,7 +420,7 @@ def _event(r: _Reader, f: _Map) -> dict[str, Any]:
         return {"event": SEC_ITEM_EVENTS.get(item or ""), "item": item}
     event = f.need("event", r.text, ": give event (an event type) or item (an 8-K item)")
     if event is not None and event not in _EVENTS:
-        f.fail("event", f"unknown event type {event!r}; {_hint(event, _EVENTS)}")
+        f.fail("event", f"unknown event type {event!r}; {hint(event, _EVENTS)}")
         return {"event": None}
     return {"event": event}
 

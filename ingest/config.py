@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 import yaml
 
 from infra.errors import ConfigError
+from infra.yamlnodes import seconds
 from ingest.base import Source
 
 # kind -> (module, class): imported on use, so a parser's dependencies load only when needed.
@@ -26,8 +26,6 @@ KINDS: Mapping[str, tuple[str, str]] = {
     "reddit-csv": ("ingest.reddit", "RedditCsvSource"),
 }
 _FORMS = frozenset(k for k in KINDS if k.startswith("edgar-"))
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _FIELDS = frozenset(
     {"name", "kind", "url", "interval", "jitter", "tickers", "headers", "forms", "enabled"}
 )
@@ -83,20 +81,6 @@ def make_source(
         options["forms"] = forms
     source: Source = cls(name, url, **options)
     return source
-
-
-def seconds(value: Any, where: str) -> float:
-    """Parse a duration: a number of seconds, or a string like ``90s``, ``5m``, ``1h``.
-
-    Raises:
-        ConfigError: the value is no positive duration.
-    """
-    valid = isinstance(value, int | float | str) and not isinstance(value, bool)
-    match = _DURATION.match(str(value)) if valid else None
-    if match is None or float(match.group(1)) * _UNIT[match.group(2)] <= 0:
-        msg = f"{where}: expected a positive duration like 300, '90s', '5m' or '1h', got {value!r}"
-        raise ConfigError(msg)
-    return float(match.group(1)) * _UNIT[match.group(2)]
 
 
 def load_specs(path: Path) -> list[SourceSpec]:

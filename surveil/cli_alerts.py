@@ -197,7 +197,7 @@ def alerts_silence(
     by: str | None,
 ) -> None:
     """Hold notifications of a ticker and/or rule for a while; the worker honours it live."""
-    from ingest.config import seconds  # noqa: PLC0415
+    from infra.yamlnodes import seconds  # noqa: PLC0415
 
     if ticker is None and rule is None:
         msg = "give --ticker, --rule or both (silencing everything is too wide)"

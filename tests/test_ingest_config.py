@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from infra.errors import ConfigError
-from ingest.config import KINDS, load_sources, load_specs, make_source, seconds
+from infra.yamlnodes import seconds
+from ingest.config import KINDS, load_sources, load_specs, make_source
 
 
 def write(tmp_path: Path, text: str) -> Path:
