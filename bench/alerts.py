@@ -32,8 +32,9 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.serializer import JsonSerializer
 
-from infra.broker import BrokerConfig, LocalKafka, ensure_topics, free_port
+from infra.broker import BrokerConfig, LocalKafka, free_port
 from infra.settings import Settings
+from infra.topics import ensure_topics
 from ingest.base import collect
 from ingest.config import make_source
 from ingest.producer import DocumentProducer

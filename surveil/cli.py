@@ -100,7 +100,7 @@ def kafka() -> None:
 @pass_ctx
 def kafka_start(ctx: _Context) -> None:
     """Start the local broker (formatting its storage once) and create the topics."""
-    from infra.broker import ensure_topics  # noqa: PLC0415 - keep --help fast
+    from infra.topics import ensure_topics  # noqa: PLC0415 - keep --help fast
     from streams.topics import ALL_TOPICS, with_prefix  # noqa: PLC0415
     from surveil.runtime import local_kafka  # noqa: PLC0415
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.broker import ensure_topics
 from infra.settings import Settings
+from infra.topics import ensure_topics
 from ingest.base import Source, collect
 from ingest.producer import DocumentProducer
 from ingest.rss import RssSource

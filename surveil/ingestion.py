@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from types import FrameType
 
-from infra.broker import ensure_topics
 from infra.errors import BrokerError, ConfigError
 from infra.settings import Settings
+from infra.topics import ensure_topics
 from ingest.base import Source
 from ingest.config import SourceSpec, load_specs
 from ingest.dedup import NearDuplicates

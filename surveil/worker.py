@@ -18,8 +18,8 @@ from alerts.email import SmtpNotifier
 from alerts.engine import AlertEngine
 from alerts.outbox import Outbox
 from alerts.slack import SlackBot, SlackWebhook
-from infra.broker import ensure_topics
 from infra.settings import Settings
+from infra.topics import ensure_topics
 from models.registry import Runtime, load_classifier
 from streams import classify, signals, store
 from streams.app import Pipeline, create_pipeline

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
-from infra.broker import BrokerConfig, LocalKafka, ensure_topics, free_port
+from infra.broker import BrokerConfig, LocalKafka, free_port
+from infra.topics import ensure_topics
 
 
 def _two_ports() -> tuple[int, int]:

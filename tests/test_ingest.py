@@ -24,8 +24,8 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.serializer import DefaultSerializer, JsonSerializer
 
-from infra.broker import ensure_topics
 from infra.settings import Settings
+from infra.topics import ensure_topics
 from ingest.base import collect
 from ingest.config import make_source
 from ingest.dedup import NearDuplicates

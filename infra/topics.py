@@ -1,0 +1,81 @@
+"""Kafka topic administration: create what is missing and wait until it can be used."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+
+from infra.errors import BrokerError, ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def ensure_topics(
+    bootstrap: str, names: Iterable[str], partitions: int, timeout: float = 30.0
+) -> list[str]:
+    """Create missing topics (replication 1); return the names created.
+
+    Existing topics are left alone (no error). Returns once every named topic has a
+    leader for all its partitions, so producers do not hit UNKNOWN_TOPIC right after.
+
+    Args:
+        bootstrap: ``host:port`` of the broker.
+        names: topic names; duplicates are ignored.
+        partitions: partitions of each topic created.
+        timeout: seconds for the whole operation.
+    """
+    wanted = list(dict.fromkeys(names))
+    if partitions < 1:
+        msg = f"a topic needs at least one partition, got {partitions}"
+        raise ConfigError(msg)
+    if not wanted:
+        return []
+    deadline = time.monotonic() + timeout
+    timeout_ms = int(timeout * 1000)
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap,
+            client_id="surveil-admin",
+            request_timeout_ms=timeout_ms,
+            bootstrap_timeout_ms=timeout_ms,
+        )
+    except KafkaError as exc:
+        msg = f"cannot reach Kafka at {bootstrap}: {exc}"
+        raise BrokerError(msg) from exc
+    created: list[str] = []
+    try:
+        existing = set(admin.list_topics())
+        missing = [name for name in wanted if name not in existing]
+        if missing:
+            spec = {
+                name: {"num_partitions": partitions, "replication_factor": 1} for name in missing
+            }
+            # raise_errors=False: one topic made concurrently must not hide the others' fate.
+            result: dict[str, Any] = admin.create_topics(
+                spec, timeout_ms=timeout_ms, raise_errors=False
+            )
+            for topic in result["topics"]:
+                error = for_code(topic["error_code"])
+                if topic["error_code"] == 0:
+                    created.append(topic["name"])
+                elif error is not TopicAlreadyExistsError:
+                    msg = (
+                        f"Kafka refused to create topic {topic['name']!r}: "
+                        f"{error.__name__} {topic.get('error_message') or ''}".rstrip()
+                    )
+                    raise BrokerError(msg)
+        left_ms = max(int((deadline - time.monotonic()) * 1000), 1000)
+        admin.wait_for_topics(wanted, timeout_ms=left_ms)
+    except KafkaError as exc:
+        msg = f"Kafka at {bootstrap} failed while creating topics {wanted}: {exc}"
+        raise BrokerError(msg) from exc
+    finally:
+        admin.close()
+    if created:
+        log.info("created topics %s with %d partitions", created, partitions)
+    return created
