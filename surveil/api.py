@@ -73,9 +73,12 @@ class Quant:
         return quant.alerts(self.reader, start, end, tickers, state)
 
     def sql(self, query: str, parameters: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Run read-only SQL (``{db}`` names surveil's database) and return a DataFrame."""
+        """Run read-only SQL (``{db}`` names surveil's database) and return a DataFrame.
+
+        Datetime columns come back as UTC-aware, the same through a worker or directly.
+        """
         columns, rows = self.reader.query(query, parameters, READ_ONLY)
-        return pd.DataFrame(rows, columns=columns)
+        return _utc_columns(pd.DataFrame(rows, columns=columns))
 
     def close(self) -> None:
         """Release the connection (and a chDB folder opened directly)."""
@@ -91,6 +94,17 @@ class Quant:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _utc_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Make datetime columns UTC-aware: clickhouse-connect returns UTC times naive."""
+    for column in frame.columns:
+        values = frame[column]
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            frame[column] = values.dt.tz_convert("UTC")
+        elif pd.api.types.is_datetime64_dtype(values.dtype):
+            frame[column] = values.dt.tz_localize("UTC")
+    return frame
 
 
 def connect(settings: Settings | None = None) -> Quant:

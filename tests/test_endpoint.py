@@ -11,6 +11,7 @@ from pathlib import Path
 from uuid import UUID
 
 import httpx
+import pandas as pd
 import pytest
 
 from infra.broker import LocalKafka, free_port
@@ -105,6 +106,19 @@ def test_naive_datetimes_are_refused_both_ways() -> None:
         decode({"$datetime": "2026-03-01T09:30:00"})
 
 
+STAMPS = (
+    "SELECT toDateTime64('2026-03-01 09:30:00.250', 3, 'UTC') AS at,"
+    " toDateTime('2026-03-01 09:30:00', 'UTC') AS second, 'x' AS label"
+)
+STAMPS_FRAME = pd.DataFrame(
+    {
+        "at": pd.to_datetime(["2026-03-01 09:30:00.250"], utc=True),
+        "second": pd.to_datetime(["2026-03-01 09:30:00"], utc=True),
+        "label": ["x"],
+    }
+)
+
+
 @pytest.mark.integration
 def test_quants_read_through_the_worker_while_it_holds_the_folder(running: Running) -> None:
     start = min(d.published_at for d in running.documents) - timedelta(days=1)
@@ -114,7 +128,9 @@ def test_quants_read_through_the_worker_while_it_holds_the_folder(running: Runni
         series = quant.sentiment(running.tickers, start, end, freq="1d")
         known = quant.sentiment(running.tickers, start, end, "1d", as_of=datetime.now(UTC))
         docs = quant.documents("MSFT", start, end)
+        raw = quant.sql(STAMPS)
 
+    assert raw.equals(STAMPS_FRAME)  # the same types as a direct connection gives
     assert not series.empty and int(series["documents"].sum()) == running.pairs
     assert int(known["documents"].sum()) == running.pairs  # the raw scores, point in time
     assert set(series["ticker"]) <= set(running.tickers)
@@ -194,3 +210,5 @@ def test_connect_opens_a_free_folder_directly(tmp_path: Path) -> None:
     with connect(settings) as quant:
         assert quant.via == "chdb"
         assert quant.reader.query("SELECT 1") == (["1"], [(1,)])
+        raw = quant.sql(STAMPS)
+    assert raw.equals(STAMPS_FRAME)
