@@ -160,9 +160,17 @@ def kafka_status(ctx: _Context) -> None:
 def worker(
     ctx: _Context, model: str | None, web_port: int | None, slack_webhook: str | None
 ) -> None:
-    """Run the stream worker (classify, store, signals, alerts) until Ctrl-C or SIGTERM."""
+    """Run the stream worker (classify, store, signals, alerts) until Ctrl-C or SIGTERM.
+
+    SIGUSR1 prints every thread's stack to stderr (and the event loop's tasks once it runs),
+    for a worker that seems stuck.
+    """
+    import faulthandler  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+
     from surveil.worker import run  # noqa: PLC0415
 
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         run(ctx.settings(model=model, web_port=web_port, alert_slack_webhook=slack_webhook))
     except SurveilError as exc:

@@ -141,15 +141,23 @@ class WorkerProcess:
     def wait_until(self, done: Callable[[dict[str, int]], bool], timeout: float) -> dict[str, int]:
         """Poll the counters until ``done`` holds; fail if the worker dies or time runs out."""
         deadline = time.monotonic() + timeout
+        stats: dict[str, int] = {}
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
                 msg = f"the worker exited with {self._proc.returncode}; see {self.log_file}"
                 raise SurveilError(msg)
-            stats = self.stats()
+            stats = self.stats() or stats
             if stats and done(stats):
                 return stats
             time.sleep(0.5)
-        msg = f"the worker did not finish within {timeout:.0f} s; see {self.log_file}"
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGUSR1)  # its threads' stacks go to the log
+            time.sleep(0.5)
+        counted = ", ".join(f"{k} {v}" for k, v in sorted(stats.items()) if v) or "nothing"
+        msg = (
+            f"the worker did not finish within {timeout:.0f} s (counted: {counted}); "
+            f"its log, with every thread's stack: {self.log_file}"
+        )
         raise SurveilError(msg)
 
     def stop(self, timeout: float = 60.0) -> int | None:

@@ -9,6 +9,7 @@ import pytest
 from kafka import KafkaConsumer
 from kafka.serializer import JsonSerializer
 
+from infra.errors import SurveilError
 from infra.settings import Settings
 from ingest.base import collect
 from ingest.producer import DocumentProducer
@@ -136,3 +137,20 @@ def test_the_worker_scores_with_a_trained_model_when_one_is_configured(
         warehouse.close()
     assert versions == [(tiny_artifact.name,)]
     assert events == [(9,)]  # probabilities from the model, not the lexicon's counts
+
+
+def test_a_wait_that_times_out_names_the_counters_and_logs_every_thread(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    log = tmp_path / "worker.log"
+    worker = WorkerProcess(make_settings(), {}, log)
+    worker.start()
+    try:
+        with pytest.raises(SurveilError, match=r"within 15 s \(counted: .*\); its log") as caught:
+            worker.wait_until(lambda _: False, timeout=15)
+    finally:
+        worker.stop()
+    assert str(log) in str(caught.value)
+    dump = log.read_text()
+    # mode's handler once the event loop runs (threads and tasks), faulthandler's before
+    assert "THREAD MainThread" in dump or "Current thread 0x" in dump
