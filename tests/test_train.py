@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from infra.errors import ConfigError, ModelError
 from models import artifact
 from models.data import load_csv, stratified_split
 from models.train import TrainConfig, fit_temperature, train
+from surveil.cli import cli
 
 
 def test_a_tiny_model_beats_chance_on_its_held_out_split(tiny_artifact: Path) -> None:
@@ -91,3 +93,21 @@ def test_training_continues_from_an_artifact_trained_on_the_same_splits(
 def test_continuing_on_other_splits_is_refused(tiny_artifact: Path, tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="leak test rows"):
         train(_continue(tiny_artifact, tmp_path, seed=99), progress=False)
+
+
+def test_the_train_command_records_its_options_in_the_artifact(
+    tmp_path: Path, shared_dir: Path
+) -> None:
+    env = {
+        "SURVEIL_STATE_DIR": str(tmp_path / "state"),
+        "SURVEIL_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+        "SURVEIL_SHARED_DIR": str(shared_dir),
+    }
+    args = "train --preset small --layers 2 --limit 200 --epochs 1 --threads 2"
+    options = "--no-class-weighting --head-lr 2e-4 --lr 1e-4"
+    result = CliRunner().invoke(cli, [*args.split(), *options.split()], env=env)
+    assert result.exit_code == 0, result.output
+    [folder] = (tmp_path / "artifacts").iterdir()
+    config = json.loads((folder / "config.json").read_text())
+    assert (config["class_weighting"], config["head_lr"], config["lr"]) == (False, 2e-4, 1e-4)
+    assert config["limit"] == 200 and config["layers"] == 2
