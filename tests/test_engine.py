@@ -184,6 +184,18 @@ def test_the_artifact_model_stays_fp32(artifact: Artifact, precision: str) -> No
     assert {p.dtype for p in artifact.model.parameters()} == {torch.float32}
 
 
+def test_bf16_runs_the_encoder_in_bf16_and_the_heads_in_fp32(artifact: Artifact) -> None:
+    low = InferenceEngine(artifact, EngineConfig(device="cpu", precision="bf16"))
+    dtypes = {name: p.dtype for name, p in low.model.named_parameters()}
+    assert dtypes["sentiment.weight"] == dtypes["event.weight"] == torch.float32
+    linear = [n for n in dtypes if "encoder" in n and n.endswith("dense.weight")]
+    assert linear and {dtypes[n] for n in linear} == {torch.bfloat16}
+    [bucket] = low.preprocess(TEXTS[:4])
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = low.model(bucket.input_ids, bucket.attention_mask)
+    assert [t.dtype for t in logits] == [torch.float32, torch.float32]
+
+
 @pytest.mark.parametrize(
     ("flags", "capability", "expected"),
     [
