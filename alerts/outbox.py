@@ -146,6 +146,14 @@ class Ack:
     at: datetime
 
 
+def _attempt(key: str, channel: str, at: int, ok: int, status: int | None, detail: str) -> Attempt:
+    """An attempt from its row (key, channel, at, ok, status, detail)."""
+    delivery = Delivery(
+        channel=channel, ok=bool(ok), status=status, detail=detail, at=from_micros(at)
+    )
+    return Attempt(key, delivery)
+
+
 class Outbox(LockedSqlite):
     """The persistent outbox, silences and acks in one SQLite file; thread-safe.
 
@@ -313,15 +321,7 @@ class Outbox(LockedSqlite):
                 " ORDER BY id",
                 (alert_id,),
             ).fetchall()
-        return [
-            Attempt(
-                key,
-                Delivery(
-                    channel=channel, ok=bool(ok), status=status, detail=detail, at=from_micros(at)
-                ),
-            )
-            for key, channel, at, ok, status, detail in rows
-        ]
+        return [_attempt(*row) for row in rows]
 
     def attempts_after(self, last_id: int, limit: int = 5_000) -> list[tuple[int, str, Attempt]]:
         """Return (id, alert_id, attempt) of the attempts after ``last_id``, for the audit copy."""
@@ -331,23 +331,7 @@ class Outbox(LockedSqlite):
                 " WHERE id > ? ORDER BY id LIMIT ?",
                 (last_id, limit),
             ).fetchall()
-        return [
-            (
-                row_id,
-                alert_id,
-                Attempt(
-                    key,
-                    Delivery(
-                        channel=channel,
-                        ok=bool(ok),
-                        status=status,
-                        detail=detail,
-                        at=from_micros(at),
-                    ),
-                ),
-            )
-            for row_id, alert_id, key, channel, at, ok, status, detail in rows
-        ]
+        return [(row_id, alert_id, _attempt(*rest)) for row_id, alert_id, *rest in rows]
 
     def acks_after(self, last_id: int, limit: int = 5_000) -> list[tuple[int, Ack]]:
         """Return (id, ack) of the acknowledgements after ``last_id``, for the audit copy."""
