@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from mode import CrashingSupervisor
 
+from streams.acks import Writes
 from streams.counters import Counters
 from streams.records import Rejected
 from streams.topics import ALERTS, DOCS_DLQ, DOCS_RAW, DOCS_SCORED, SIGNALS
@@ -56,6 +58,7 @@ class Pipeline:
     config: WorkerConfig
     topics: Topics
     counters: Counters = field(default_factory=Counters)
+    writes: Writes = field(init=False)
     model_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="model")
     )
@@ -63,9 +66,15 @@ class Pipeline:
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="store")
     )
 
-    async def reject(self, record: Rejected) -> None:
-        """Send a rejected input to docs.dlq (the caller counts it)."""
-        await self.topics.dlq.send(key=f"{record.stage}:{record.source}", value=record.to_json())
+    def __post_init__(self) -> None:
+        self.writes = Writes(self.counters)
+
+    async def reject(self, record: Rejected) -> Any:
+        """Send a rejected input to docs.dlq (the caller counts it); return the send's future,
+        done once the broker has it."""
+        return await self.topics.dlq.send(
+            key=f"{record.stage}:{record.source}", value=record.to_json()
+        )
 
 
 def create_pipeline(config: WorkerConfig) -> Pipeline:
@@ -88,6 +97,10 @@ def create_pipeline(config: WorkerConfig) -> Pipeline:
         broker_rebalance_timeout=config.rebalance_timeout_s,
         producer_acks=-1,
         table_cleanup_interval=60.0,
+        # An agent that raises would be restarted with its batch unacknowledged, which holds
+        # back its partition's commits for good: stop the worker instead (exit code 1), so a
+        # restart redelivers the batch.
+        agent_supervisor=CrashingSupervisor,
     )
 
     def topic(name: str) -> Any:
@@ -107,5 +120,9 @@ def create_pipeline(config: WorkerConfig) -> Pipeline:
     @app.page("/surveil/stats/")
     async def stats(web: Any, request: Any) -> Any:
         return web.json(pipeline.counters.snapshot())
+
+    @app.page("/surveil/agents/")
+    async def agents(web: Any, request: Any) -> Any:
+        return web.json({"stages": pipeline.writes.snapshot()})
 
     return pipeline

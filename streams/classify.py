@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from infra.errors import DecodeError
 from models.base import Classifier, TextScore
 from models.taxonomy import event_from_items
+from streams.acks import batches
 from streams.app import Pipeline
 from streams.records import Document, Rejected, Scored, utcnow
 
@@ -19,14 +20,13 @@ log = logging.getLogger(__name__)
 
 
 class Outputs(Protocol):
-    """Where the classify agent puts its outputs (docs.scored and docs.dlq in production)."""
+    """Where the classify agent writes (docs.scored and docs.dlq in production)."""
 
-    async def scored(self, record: Scored) -> None:
-        """Accept one scored record."""
-        ...
+    async def write(self, scored: Sequence[Scored], rejected: Sequence[Rejected]) -> None:
+        """Write one batch's records; return once they are stored (e.g. the broker has them).
 
-    async def rejected(self, record: Rejected) -> None:
-        """Accept one rejected input."""
+        It may be called again with the same records after a failure: repeats must be safe.
+        """
         ...
 
 
@@ -111,17 +111,18 @@ def register(pipeline: Pipeline, classifier: Classifier, outputs: Outputs | None
     topics, cfg, counters = pipeline.topics, pipeline.config, pipeline.counters
 
     class _TopicOutputs:
-        async def scored(self, record: Scored) -> None:
-            await topics.scored.send(key=record.ticker, value=record.to_json())
-
-        async def rejected(self, record: Rejected) -> None:
-            await pipeline.reject(record)
+        async def write(self, scored: Sequence[Scored], rejected: Sequence[Rejected]) -> None:
+            sent = [await topics.scored.send(key=r.ticker, value=r.to_json()) for r in scored]
+            sent += [await pipeline.reject(r) for r in rejected]
+            await asyncio.gather(*sent)  # each future is done once the broker acknowledged
 
     out: Outputs = outputs or _TopicOutputs()
 
     async def classify(stream: Any) -> AsyncIterator[int]:
-        async for events in stream.take_events(cfg.classify_batch, within=cfg.classify_within):
+        loop = asyncio.get_running_loop()
+        async for events in batches(stream, cfg.classify_batch, cfg.classify_within):
             docs: list[Document] = []
+            rejected: list[Rejected] = []
             for event in events:
                 msg = event.message
                 where = {"topic": msg.topic or "", "partition": msg.partition, "offset": msg.offset}
@@ -129,15 +130,14 @@ def register(pipeline: Pipeline, classifier: Classifier, outputs: Outputs | None
                 if isinstance(item, Rejected):
                     log.warning("docs.raw %s/%s: %s", msg.partition, msg.offset, item.detail)
                     counters.inc(f"rejected.classify.{item.reason}")
-                    await out.rejected(item)
+                    rejected.append(item)
                 else:
                     docs.append(item)
-            loop = asyncio.get_running_loop()
             records = await loop.run_in_executor(
                 pipeline.model_pool, score_documents, classifier, docs
             )
-            for record in records:
-                await out.scored(record)
+            # Retried until the broker has every record; acknowledged only after (streams.acks).
+            await pipeline.writes.call("classify", out.write, records, rejected)
             counters.inc("classify.documents", len(docs))
             counters.inc("classify.scored", len(records))
             counters.inc("classify.untickered", sum(1 for d in docs if not d.tickers))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections import Counter
@@ -10,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from infra.errors import DecodeError
+from streams.acks import batches, each
 from streams.app import Pipeline
 from streams.records import DocRef, Scored, Signal
 
@@ -101,25 +103,32 @@ def register(pipeline: Pipeline) -> Any:
     windows = app.Table("ticker_windows", default=empty_state, partitions=cfg.partitions)
     window = timedelta(seconds=cfg.signal_window_s)
 
-    async def signals(stream: Any) -> AsyncIterator[Signal]:
-        async for value in stream:
-            try:
-                rec = Scored.parse(value)
-            except DecodeError as err:
-                # docs.scored rejects are dead-lettered by the store agent; count them here.
-                counters.inc(f"signals.invalid.{err.reason}")
-                log.warning("signals: skipping invalid scored record: %s", err)
-                continue
-            if rec.dup_of:
-                counters.inc("signals.near_duplicates")
-                continue
-            state, signal = advance(windows[rec.ticker], rec, int(window.total_seconds()))
-            if signal is None:
-                counters.inc("signals.unchanged")
-                continue
-            windows[rec.ticker] = state
-            await topics.signals.send(key=rec.ticker, value=signal.to_json())
-            counters.inc("signals.emitted")
-            yield signal
+    async def emit(signals: list[Signal]) -> None:
+        sent = [await topics.signals.send(key=s.ticker, value=s.to_json()) for s in signals]
+        await asyncio.gather(*sent)  # each future is done once the broker acknowledged
+
+    async def signals(stream: Any) -> AsyncIterator[int]:
+        async for events in batches(stream, cfg.classify_batch, cfg.classify_within):
+            out: list[Signal] = []
+            for event in each(stream, events):
+                try:
+                    rec = Scored.parse(event.value)
+                except DecodeError as err:
+                    # docs.scored rejects are dead-lettered by the store agent; count them here.
+                    counters.inc(f"signals.invalid.{err.reason}")
+                    log.warning("signals: skipping invalid scored record: %s", err)
+                    continue
+                if rec.dup_of:
+                    counters.inc("signals.near_duplicates")
+                    continue
+                state, signal = advance(windows[rec.ticker], rec, int(window.total_seconds()))
+                if signal is None:
+                    counters.inc("signals.unchanged")
+                    continue
+                windows[rec.ticker] = state
+                out.append(signal)
+            await pipeline.writes.call("signals", emit, out)
+            counters.inc("signals.emitted", len(out))
+            yield len(out)
 
     return app.agent(topics.scored, name="surveil.signals", concurrency=1)(signals)

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from infra.db import Warehouse
 from infra.errors import DecodeError
+from streams.acks import batches
 from streams.app import Pipeline
 from streams.records import Alert, Document, Record, Rejected, Scored
 
@@ -193,36 +194,46 @@ def _store_agent(
     pipeline: Pipeline, topic: Any, name: str, record: type[R], write: Callable[[Sequence[R]], int]
 ) -> Any:
     cfg, counters = pipeline.config, pipeline.counters
+    stage = f"store_{name}"
+
+    async def insert(records: list[R]) -> int:
+        loop = asyncio.get_running_loop()
+        inserted: int = await loop.run_in_executor(pipeline.store_pool, write, records)
+        return inserted
+
+    async def dead_letter(rejects: list[Rejected]) -> None:
+        await asyncio.gather(*[await pipeline.reject(r) for r in rejects])
 
     async def store(stream: Any) -> AsyncIterator[int]:
-        async for events in stream.take_events(cfg.store_batch, within=cfg.store_within):
+        async for events in batches(stream, cfg.store_batch, cfg.store_within):
             records: list[R] = []
+            rejects: list[Rejected] = []
             for event in events:
                 try:
                     records.append(record.parse(event.value))
                 except DecodeError as err:
                     msg = event.message
-                    counters.inc(f"rejected.store_{name}.{err.reason}")
+                    counters.inc(f"rejected.{stage}.{err.reason}")
                     if name != "documents":
                         # docs.raw rejects are dead-lettered once, by the classify agent.
-                        await pipeline.reject(
+                        rejects.append(
                             Rejected(
                                 reason=err.reason,
                                 detail=err.detail,
-                                stage=f"store_{name}",
+                                stage=stage,
                                 payload=json.dumps(event.value, default=str)[:65_536],
                                 topic=msg.topic or "",
                                 partition=msg.partition,
                                 offset=msg.offset,
                             )
                         )
-            loop = asyncio.get_running_loop()
-            # An exception here crashes the agent before the batch is acked: the batch is
-            # redelivered after restart and the idempotent writers skip what already landed.
-            inserted = await loop.run_in_executor(pipeline.store_pool, write, records)
+            # Retried until written; the batch is acknowledged only after (streams.acks).
+            inserted = await pipeline.writes.call(stage, insert, records)
+            if rejects:
+                await pipeline.writes.call(f"{stage}_dlq", dead_letter, rejects)
             counters.inc(f"store.{name}.inserted", inserted)
             counters.inc(f"store.{name}.duplicates", len(records) - inserted)
             counters.inc(f"store.{name}.seen", len(events))
             yield inserted
 
-    return pipeline.app.agent(topic, name=f"surveil.store_{name}", concurrency=1)(store)
+    return pipeline.app.agent(topic, name=f"surveil.{stage}", concurrency=1)(store)

@@ -105,11 +105,19 @@ class WorkerProcess:
     Args:
         env: extra environment (``SURVEIL_*`` settings) for the child.
         log_file: where the child's output goes.
+        module: the module run with ``python -m``; tests run a fault-injecting one.
     """
 
-    def __init__(self, settings: Settings, env: Mapping[str, str], log_file: Path) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        env: Mapping[str, str],
+        log_file: Path,
+        module: str = "surveil",
+    ) -> None:
         self.settings = settings
         self.log_file = log_file
+        self.module = module
         self._env = {**os.environ, **settings_env(settings), **env}
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -123,7 +131,7 @@ class WorkerProcess:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as out:
             self._proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", "surveil", "worker"],
+                [sys.executable, "-m", self.module, "worker"],
                 env=self._env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -159,6 +167,28 @@ class WorkerProcess:
             f"its log, with every thread's stack: {self.log_file}"
         )
         raise SurveilError(msg)
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs."""
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    def agents(self) -> dict[str, dict[str, object]]:
+        """Read the state of the worker's writing stages; empty while its web server is down."""
+        url = self.stats_url.replace("/stats/", "/agents/")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
+                data: dict[str, dict[str, dict[str, object]]] = json.loads(response.read())
+                return data.get("stages", {})
+        except (urllib.error.URLError, OSError, ValueError):
+            return {}
+
+    def kill(self) -> int | None:
+        """Kill the worker at once (SIGKILL), as a crash would; return its exit code."""
+        if self._proc is None or self._proc.poll() is not None:
+            return None if self._proc is None else self._proc.returncode
+        self._proc.kill()
+        return self._proc.wait()
 
     def stop(self, timeout: float = 60.0) -> int | None:
         """Stop the worker gracefully (SIGTERM), killing it only if it hangs."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,17 +27,9 @@ class Collected:
         self.scored: list[Scored] = []
         self.rejected: list[Rejected] = []
 
-    async def scored_(self, record: Scored) -> None:
-        self.scored.append(record)
-
-    async def rejected_(self, record: Rejected) -> None:
-        self.rejected.append(record)
-
-
-class Outputs:
-    def __init__(self, into: Collected) -> None:
-        self.scored = into.scored_
-        self.rejected = into.rejected_
+    async def write(self, scored: Sequence[Scored], rejected: Sequence[Rejected]) -> None:
+        self.scored.extend(scored)
+        self.rejected.extend(rejected)
 
 
 def _doc(doc_id: str, title: str, tickers: tuple[str, ...]) -> dict[str, object]:
@@ -57,7 +50,7 @@ def _run(values: list[object], tmp_path: Path) -> Collected:
         WorkerConfig(data_dir=tmp_path, store="memory://", classify_within=0.05)
     )
     got = Collected()
-    agent = classify.register(pipeline, FixedModel(), Outputs(got))
+    agent = classify.register(pipeline, FixedModel(), got)
 
     async def main() -> None:
         async with agent.test_context() as test_agent:

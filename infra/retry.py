@@ -1,0 +1,45 @@
+"""The retry policy: capped exponential backoff with full jitter, floored by Retry-After.
+
+One policy serves every retry of surveil (a failing write of an agent, a fetch, a delivery):
+the n-th wait is uniform between 0 and ``min(cap, base * 2**(n-1))``, and never shorter than
+what the other side asked for.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff with full jitter.
+
+    Args:
+        base: the first wait's ceiling in seconds; each retry doubles it.
+        cap: the largest ceiling in seconds.
+        rand: a number in [0, 1) for the jitter (a constant makes waits predictable in tests).
+    """
+
+    base: float = 0.5
+    cap: float = 30.0
+    rand: Callable[[], float] = field(default=random.random, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.base <= 0 or self.cap < self.base:
+            msg = f"backoff needs base > 0 and cap >= base, got base {self.base}, cap {self.cap}"
+            raise ValueError(msg)
+
+    def ceiling(self, attempt: int) -> float:
+        """Return the largest wait after ``attempt`` failed attempts (1 for the first)."""
+        return min(self.cap, self.base * 2.0 ** min(max(attempt - 1, 0), 62))
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Return the wait in seconds after ``attempt`` failed attempts.
+
+        Args:
+            attempt: failed attempts so far, 1 for the first.
+            retry_after: what the other side asked for (HTTP Retry-After): a floor.
+        """
+        return max(self.rand() * self.ceiling(attempt), retry_after or 0.0)

@@ -1,0 +1,39 @@
+"""``python -m tests.faulty_worker worker``: the real worker, with ClickHouse writes that fail
+while a file exists.
+
+The engine, the broker and every agent are the real ones; only `Warehouse.insert` is wrapped,
+so that a test can make ClickHouse refuse writes for a while (as a full disk or a server
+outage would) and then recover. ``SURVEIL_TEST_FAIL_WRITES`` names the file; while it exists
+every insert into ``SURVEIL_TEST_FAIL_TABLES`` (comma-separated, default documents,scores)
+raises `StoreError` before reaching ClickHouse.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from infra.db import Warehouse
+from infra.errors import StoreError
+from surveil.cli import main
+
+_flag = Path(os.environ["SURVEIL_TEST_FAIL_WRITES"])
+_tables = set(os.environ.get("SURVEIL_TEST_FAIL_TABLES", "documents,scores").split(","))
+_insert = Warehouse.insert
+
+
+def _failing_insert(
+    self: Warehouse, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]
+) -> int:
+    if table in _tables and rows and _flag.exists():
+        msg = f"insert into {table} failed: injected fault (Code: 243. NOT_ENOUGH_SPACE)"
+        raise StoreError(msg)
+    return _insert(self, table, rows, columns)
+
+
+Warehouse.insert = _failing_insert  # type: ignore[method-assign]
+
+if __name__ == "__main__":
+    main()

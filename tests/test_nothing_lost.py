@@ -1,0 +1,121 @@
+"""Nothing lost: a batch is acknowledged only after what it produced is written.
+
+A real worker (real broker, real chDB) whose ClickHouse inserts fail for a while: the store
+agents stall, retry and then write every row once; killed while stalled, the next worker
+gets every unwritten batch again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from infra.settings import Settings
+from ingest.base import collect
+from ingest.producer import DocumentProducer
+from ingest.rss import RssSource
+from surveil.demo import processed
+from surveil.runtime import WorkerProcess, open_warehouse
+
+pytestmark = pytest.mark.integration
+
+FEED = "fixtures/feeds/seekingalpha_symbol_MSFT_2017-10.rss.xml"
+
+
+def _publish(settings: Settings, feed: Path) -> tuple[set[str], set[tuple[str, str]]]:
+    batch = collect(RssSource("seekingalpha-msft", str(feed)))
+    producer = DocumentProducer(settings.bootstrap_servers, topic_prefix=settings.topic_prefix)
+    try:
+        producer.publish(batch.documents, batch.rejected)
+    finally:
+        producer.close()
+    docs = {d.doc_id for d in batch.documents}
+    pairs = {(d.doc_id, t) for d in batch.documents for t in d.tickers}
+    return docs, pairs
+
+
+def _faulty(settings: Settings, flag: Path, log: Path) -> WorkerProcess:
+    env = {"SURVEIL_TEST_FAIL_WRITES": str(flag)}
+    return WorkerProcess(settings, env, log, module="tests.faulty_worker")
+
+
+def _stalled(worker: WorkerProcess) -> None:
+    worker.wait_until(
+        lambda s: (
+            s.get("writes.store_documents.retries", 0) >= 2
+            and s.get("writes.store_scores.retries", 0) >= 2
+        ),
+        timeout=180,
+    )
+    stages = worker.agents()
+    for name in ("store_documents", "store_scores"):
+        assert stages[name]["state"] == "stalled"
+        assert "injected fault" in str(stages[name]["last_error"])
+        assert stages[name]["stalled_since"] is not None
+
+
+def _landed(settings: Settings) -> tuple[list[str], list[tuple[str, str]], int]:
+    warehouse = open_warehouse(settings)
+    try:
+        db = settings.clickhouse_database
+        docs = [r[0] for r in warehouse.rows(f"SELECT doc_id FROM {db}.documents")]
+        scores = [(r[0], r[1]) for r in warehouse.rows(f"SELECT doc_id, ticker FROM {db}.scores")]
+        rollup = warehouse.rows(f"SELECT sum(documents) FROM {db}.sentiment_1m")[0][0]
+    finally:
+        warehouse.close()
+    return docs, scores, int(rollup)
+
+
+def test_clickhouse_refusing_writes_for_a_while_loses_and_duplicates_nothing(
+    make_settings: Callable[..., Settings], shared_dir: Path, tmp_path: Path
+) -> None:
+    settings = make_settings()
+    flag = tmp_path / "fail-writes"
+    flag.touch()
+    worker = _faulty(settings, flag, tmp_path / "worker.log")
+    worker.start()
+    try:
+        docs, pairs = _publish(settings, shared_dir / FEED)
+        _stalled(worker)
+        flag.unlink()  # ClickHouse recovers
+        stats = worker.wait_until(processed(len(docs), len(pairs)), timeout=180)
+        assert stats["writes.store_scores.recovered"] >= 1
+        assert worker.agents()["store_scores"]["state"] == "running"
+        assert worker.stop() == 0
+    finally:
+        worker.stop()
+
+    stored_docs, stored_scores, rollup = _landed(settings)
+    assert sorted(stored_docs) == sorted(docs)  # every document, once
+    assert sorted(stored_scores) == sorted(pairs)  # every score, once
+    assert rollup == len(pairs)
+
+
+def test_a_worker_killed_while_its_writes_fail_leaves_them_to_the_next(
+    make_settings: Callable[..., Settings], shared_dir: Path, tmp_path: Path
+) -> None:
+    settings = make_settings()
+    flag = tmp_path / "fail-writes"
+    flag.touch()
+    doomed = _faulty(settings, flag, tmp_path / "worker0.log")
+    doomed.start()
+    try:
+        docs, pairs = _publish(settings, shared_dir / FEED)
+        _stalled(doomed)
+    finally:
+        doomed.kill()  # kill -9 while no batch could be written
+
+    worker = WorkerProcess(settings, {}, tmp_path / "worker1.log")
+    worker.start()
+    try:
+        worker.wait_until(processed(len(docs), len(pairs)), timeout=180)
+        assert worker.stop() == 0
+    finally:
+        worker.stop()
+
+    stored_docs, stored_scores, rollup = _landed(settings)
+    assert sorted(stored_docs) == sorted(docs)
+    assert sorted(stored_scores) == sorted(pairs)
+    assert rollup == len(pairs)
