@@ -6,6 +6,9 @@ so that a test can make ClickHouse refuse writes for a while (as a full disk or 
 outage would) and then recover. ``SURVEIL_TEST_FAIL_WRITES`` names the file; while it exists
 every insert into ``SURVEIL_TEST_FAIL_TABLES`` (comma-separated, default documents,scores)
 raises `StoreError` before reaching ClickHouse.
+
+``SURVEIL_TEST_CRASH_CLASSIFY=1`` makes the model raise on every batch instead: a bug, not a
+failing write, so the classify agent dies.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from typing import Any
 
 from infra.db import Warehouse
 from infra.errors import StoreError
+from streams import classify
 from surveil.cli import main
 
-_flag = Path(os.environ["SURVEIL_TEST_FAIL_WRITES"])
+_flag = Path(os.environ.get("SURVEIL_TEST_FAIL_WRITES", "/nonexistent/flag"))
 _tables = set(os.environ.get("SURVEIL_TEST_FAIL_TABLES", "documents,scores").split(","))
 _insert = Warehouse.insert
 
@@ -33,7 +37,14 @@ def _failing_insert(
     return _insert(self, table, rows, columns)
 
 
+def _crashing_model(*_: Any) -> list[Any]:
+    msg = "injected bug in the model"
+    raise ZeroDivisionError(msg)
+
+
 Warehouse.insert = _failing_insert  # type: ignore[method-assign]
+if os.environ.get("SURVEIL_TEST_CRASH_CLASSIFY") == "1":
+    classify.score_documents = _crashing_model  # type: ignore[assignment]
 
 if __name__ == "__main__":
     main()

@@ -7,11 +7,14 @@ gets every unwritten batch again.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 
+from infra.errors import SurveilError
 from infra.settings import Settings
 from ingest.base import collect
 from ingest.producer import DocumentProducer
@@ -56,6 +59,23 @@ def _stalled(worker: WorkerProcess) -> None:
         assert stages[name]["stalled_since"] is not None
 
 
+def _uncommitted(settings: Settings) -> dict[int, int]:
+    """Messages of docs.raw per partition past the worker group's committed offset."""
+    topic = f"{settings.topic_prefix}docs.raw"
+    # Reading a group's committed offsets does not join the group.
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=settings.app_id,
+        enable_auto_commit=False,
+    )
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = consumer.end_offsets(parts)
+        return {tp.partition: end - (consumer.committed(tp) or 0) for tp, end in ends.items()}
+    finally:
+        consumer.close()
+
+
 def _landed(settings: Settings) -> tuple[list[str], list[tuple[str, str]], int]:
     warehouse = open_warehouse(settings)
     try:
@@ -83,6 +103,12 @@ def test_clickhouse_refusing_writes_for_a_while_loses_and_duplicates_nothing(
         stats = worker.wait_until(processed(len(docs), len(pairs)), timeout=180)
         assert stats["writes.store_scores.recovered"] >= 1
         assert worker.agents()["store_scores"]["state"] == "running"
+        # Every partition's commit catches up after the stall (none stuck behind a gap).
+        deadline = time.monotonic() + 60
+        while any(_uncommitted(settings).values()) and time.monotonic() < deadline:
+            time.sleep(1)
+        left = _uncommitted(settings)
+        assert left and not any(left.values()), left
         assert worker.stop() == 0
     finally:
         worker.stop()
@@ -119,3 +145,31 @@ def test_a_worker_killed_while_its_writes_fail_leaves_them_to_the_next(
     assert sorted(stored_docs) == sorted(docs)
     assert sorted(stored_scores) == sorted(pairs)
     assert rollup == len(pairs)
+
+
+def test_a_dead_agent_stops_the_worker_with_an_error_and_loses_nothing(
+    make_settings: Callable[..., Settings], shared_dir: Path, tmp_path: Path
+) -> None:
+    settings = make_settings()
+    log = tmp_path / "worker0.log"
+    crashing = WorkerProcess(
+        settings, {"SURVEIL_TEST_CRASH_CLASSIFY": "1"}, log, module="tests.faulty_worker"
+    )
+    crashing.start()
+    try:
+        docs, pairs = _publish(settings, shared_dir / FEED)
+        with pytest.raises(SurveilError, match="the worker exited with 1"):
+            crashing.wait_until(processed(len(docs), len(pairs)), timeout=180)
+    finally:
+        crashing.kill()
+    assert "injected bug in the model" in log.read_text()
+
+    worker = WorkerProcess(settings, {}, tmp_path / "worker1.log")
+    worker.start()
+    try:
+        worker.wait_until(processed(len(docs), len(pairs)), timeout=180)
+        assert worker.stop() == 0
+    finally:
+        worker.stop()
+    _, stored_scores, _ = _landed(settings)
+    assert sorted(stored_scores) == sorted(pairs)  # the batch the dead agent held came back
