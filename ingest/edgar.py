@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException, EntitiesForbidden
 
 from infra.errors import DecodeError
 from ingest.edgar_doc import (
@@ -50,7 +49,8 @@ from ingest.edgar_doc import (
     item_label,
     lead_item,
 )
-from ingest.text import clean_text, decode
+from ingest.safexml import parse_xml, xml_text
+from ingest.text import clean_text, decode, load_json
 from streams.records import Document, Rejected, utcnow
 
 __all__ = [
@@ -62,7 +62,6 @@ __all__ = [
 ]
 
 _ATOM = "{http://www.w3.org/2005/Atom}"
-_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 _HTML_START = re.compile(r"<!DOCTYPE\s+html|<html\b", re.IGNORECASE)
 # "4 - Smith John (0001234567) (Reporting)"; names may hold " - " and parentheses.
 _ENTRY_TITLE = re.compile(r"^(.+?) - (.*) \((\d{1,10})\) \(([^()]+)\)$", re.DOTALL)
@@ -200,23 +199,14 @@ class _AtomEntries:
 
 def _read_atom(raw: bytes) -> tuple[list[dict[str, str]], DecodeError | None]:
     """Return the complete entries of an Atom feed, and what went wrong, if anything."""
-    text = decode(raw)[0]
+    text = xml_text(raw)[0]
     if not text.strip():
         return [], DecodeError("not_a_feed", "empty input")
-    # decode() chose the encoding (valid UTF-8 wins over a wrong declaration): say so to expat.
-    data = _XML_DECLARATION.sub('<?xml version="1.0" encoding="utf-8"?>', text, count=1)
     target = _AtomEntries()
-    parser = SafeET.XMLParser(target=target)
     try:
-        parser.feed(data.encode("utf-8", "replace"))
-        parser.close()
-    except EntitiesForbidden as exc:
-        # An entity with a system id reads a file or URL (XXE); one without expands (a bomb).
-        if getattr(exc, "sysid", None):
-            return [], DecodeError("unsafe_xml", f"external entities are refused: {exc}")
-        return [], DecodeError("xml_bomb", f"entity declarations are refused: {exc}")
-    except DefusedXmlException as exc:
-        return [], DecodeError("unsafe_xml", f"external references are refused: {exc}")
+        parse_xml(text, target)
+    except DecodeError as err:
+        return [], err
     except SafeET.ParseError as exc:
         if target.root is None or target.root != f"{_ATOM}feed":
             html = target.root in ("html", "{http://www.w3.org/1999/xhtml}html")
@@ -343,9 +333,9 @@ class EdgarSubmissionsSource(FilingSource):
         """Parse submissions JSON into documents, and a reject per unusable row."""
         fetched_at = fetched_at or utcnow()
         try:
-            data = json.loads(decode(raw)[0])
-        except (ValueError, RecursionError) as exc:
-            yield self._refuse(DecodeError("malformed_json", str(exc)[:200]), raw)
+            data = load_json(decode(raw)[0])
+        except DecodeError as err:
+            yield self._refuse(DecodeError(err.reason, err.detail[:200]), raw)
             return
         try:
             company, cik, tickers, columns = self._company(data)

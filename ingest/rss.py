@@ -5,16 +5,16 @@ from __future__ import annotations
 import calendar
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import defusedxml.ElementTree as SafeET
 import feedparser
-from defusedxml import DefusedXmlException
 
 from infra.errors import DecodeError
 from ingest.base import SourceBase
+from ingest.safexml import parse_xml, xml_text
 from ingest.text import clean_text, find_tickers, is_symbol, unique
 from streams.records import Document, Rejected, stable_id, utcnow
 
@@ -23,8 +23,7 @@ log = logging.getLogger(__name__)
 # Namespaced elements that name the entry's security, as feedparser flattens them.
 _SYMBOL_KEYS = ("sa_symbol", "ndaq_issuesymbol")
 _SYMBOL_NAMES = frozenset({"symbol", "issuesymbol"})
-_ENTITY = re.compile(rb"<!ENTITY\s+%?\s*[\w.-]+\s+(SYSTEM|PUBLIC)?[^>]*>", re.IGNORECASE)
-_CLOSED = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?(?:item|entry)\s*>", re.IGNORECASE)
+_CLOSED = re.compile(r"</(?:[A-Za-z_][\w.-]*:)?(?:item|entry)\s*>", re.IGNORECASE)
 
 
 class RssSource(SourceBase):
@@ -44,16 +43,22 @@ class RssSource(SourceBase):
     ) -> Iterator[Document | Rejected]:
         """Parse feed bytes into documents and rejects."""
         fetched_at = fetched_at or utcnow()
-        entity = _ENTITY.search(raw[:65_536])
-        if entity is not None:
+        # Decode first: every check below sees the text the XML parsers see.
+        text = xml_text(raw)[0]
+        symbols = _EntrySymbols()
+        declared: list[list[str]] | None
+        try:
+            parse_xml(text, symbols)
+            declared = symbols.found()
+        except DecodeError as err:
             # Feeds never declare entities: one that does is a bomb (nested expansion) or an
             # attempt to read files or URLs (external entities). Refuse the whole input.
-            external = entity.group(1) is not None
-            reason = "unsafe_xml" if external else "xml_bomb"
-            detail = "external entity declared" if external else "entity declarations refused"
-            yield self._reject(reason, f"{detail}: {entity.group(0)[:120]!r}", raw)
+            yield self._reject(err.reason, err.detail, raw)
             return
-        parsed = feedparser.parse(raw)
+        except SafeET.ParseError:
+            # Not strict XML: feedparser's lenient result is used, without declared symbols.
+            declared = None
+        parsed = feedparser.parse(text.encode("utf-8", "replace"))
         if parsed.bozo and not parsed.entries:
             exc = parsed.get("bozo_exception")
             yield self._reject("malformed_feed", f"not a usable RSS/Atom feed: {exc}", raw)
@@ -67,8 +72,7 @@ class RssSource(SourceBase):
             log.warning("%s: feed parsed with errors: %s", self.name, parsed.get("bozo_exception"))
             # A feed cut off mid-item still gives that item, half written: keep only the
             # entries whose closing tag arrived.
-            complete = min(complete, len(_CLOSED.findall(raw)))
-        declared = declared_symbols(raw)
+            complete = min(complete, len(_CLOSED.findall(text)))
         if declared is not None and len(declared) != len(parsed.entries):
             declared = None
         for index, entry in enumerate(parsed.entries):
@@ -77,8 +81,8 @@ class RssSource(SourceBase):
                 yield self._reject("truncated_entry", detail, _entry_payload(entry))
                 continue
             try:
-                symbols = declared[index] if declared is not None else _flat_symbols(entry)
-                yield self._document(entry, fetched_at, symbols)
+                symbols_of = declared[index] if declared is not None else _flat_symbols(entry)
+                yield self._document(entry, fetched_at, symbols_of)
             except DecodeError as err:
                 detail = f"entry {index}: {err.detail}"
                 yield self._reject(err.reason, detail, _entry_payload(entry))
@@ -123,28 +127,46 @@ class RssSource(SourceBase):
         )
 
 
-def declared_symbols(raw: bytes) -> list[list[str]] | None:
-    """Return, per item or entry, the symbols its namespaced elements declare.
+class _EntrySymbols:
+    """Parser target collecting, per item or entry, the symbols its namespaced elements declare.
 
     feedparser keeps only the last of repeated extension elements (a Seeking Alpha item
-    lists up to a dozen ``sa:stock``), so these are read from the XML itself; None when the
-    XML does not parse strictly (feedparser's lenient result is used then).
+    lists up to a dozen ``sa:stock``), so these are read from the XML itself.
     """
-    try:
-        root = SafeET.fromstring(raw)
-    except (SafeET.ParseError, DefusedXmlException, ValueError, LookupError):
-        return None
-    found = []
-    for element in root.iter():
-        if _local(element.tag) not in ("item", "entry"):
-            continue
-        symbols = [
-            (child.text or "").strip().upper()
-            for child in element.iter()
-            if child.tag.startswith("{") and _local(child.tag) in _SYMBOL_NAMES and child.text
-        ]
-        found.append(unique(symbols))
-    return found
+
+    def __init__(self) -> None:
+        self._entries: list[list[str]] = []
+        self._open: list[list[str]] = []
+        self._text: list[str] | None = None
+
+    def start(self, tag: str, attrs: Mapping[str, str]) -> None:
+        local = _local(tag)
+        if local in ("item", "entry"):
+            self._entries.append([])
+            self._open.append(self._entries[-1])
+        # An element's own text is what comes before its first child.
+        self._text = [] if tag.startswith("{") and local in _SYMBOL_NAMES else None
+
+    def data(self, text: str) -> None:
+        if self._text is not None:
+            self._text.append(text)
+
+    def end(self, tag: str) -> None:
+        local = _local(tag)
+        if self._text is not None and tag.startswith("{") and local in _SYMBOL_NAMES:
+            symbol = "".join(self._text).strip().upper()
+            for entry in self._open if symbol else ():
+                entry.append(symbol)
+        self._text = None
+        if local in ("item", "entry") and self._open:
+            self._open.pop()
+
+    def close(self) -> None:
+        """Finish parsing (the parser's protocol); the symbols are already kept."""
+
+    def found(self) -> list[list[str]]:
+        """Return each entry's symbols, in document order, without repeats."""
+        return [unique(symbols) for symbols in self._entries]
 
 
 def _local(tag: Any) -> str:

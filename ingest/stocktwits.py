@@ -13,8 +13,9 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from infra.errors import DecodeError
 from ingest.base import SourceBase, reject
-from ingest.text import clean_text, decode, find_tickers, is_symbol, unique
+from ingest.text import clean_text, decode, find_tickers, is_symbol, load_json, unique
 from streams.records import Document, Rejected, stable_id, utcnow
 
 # Posts are short, like headlines: the whole post is the title unless it is longer than this.
@@ -72,9 +73,9 @@ def read_json(source: str, raw: bytes) -> tuple[Any, str] | Rejected:
         return reject(source, "empty_input", "the input is empty", raw)
     text, encoding = decode(raw)
     try:
-        return json.loads(text), encoding
-    except (json.JSONDecodeError, RecursionError) as exc:
-        return reject(source, "malformed_json", f"not JSON: {exc}", raw)
+        return load_json(text), encoding
+    except DecodeError as err:
+        return reject(source, err.reason, err.detail, raw)
 
 
 def encoding_meta(encoding: str) -> dict[str, Any]:

@@ -1,14 +1,19 @@
-"""Decode bytes, turn markup into clean text, and find tickers in it."""
+"""Decode bytes, read JSON safely, turn markup into clean text, and find tickers in it."""
 
 from __future__ import annotations
 
 import html
+import json
 import re
+import sys
 import unicodedata
 from collections.abc import Iterable
 from html.parser import HTMLParser
+from typing import Any
 
 from charset_normalizer import from_bytes
+
+from infra.errors import DecodeError
 
 _BLOCK_TAGS = frozenset({"p", "br", "div", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "table"})
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
@@ -45,10 +50,22 @@ class _TextExtractor(HTMLParser):
             self.parts.append(data)
 
 
+# UTF-32 before UTF-16: the UTF-32LE mark starts with the UTF-16LE one.
 _BOMS = (
     (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
     (b"\xff\xfe", "utf-16"),
     (b"\xfe\xff", "utf-16"),
+)
+# XML, JSON and CSV open with an ASCII character, so where the NULs of the first four bytes
+# fall tells UTF-32 and UTF-16 without a mark, and their byte order (XML 1.0 appendix F,
+# RFC 4627 section 3). Valid UTF-8 as well, so this comes before the UTF-8 attempt.
+_WIDE = (
+    (re.compile(rb"[\x01-\x7f]\x00\x00\x00"), "utf-32-le"),
+    (re.compile(rb"\x00\x00\x00[\x01-\x7f]"), "utf-32-be"),
+    (re.compile(rb"[\x01-\x7f]\x00[\x01-\x7f]\x00"), "utf-16-le"),
+    (re.compile(rb"\x00[\x01-\x7f]\x00[\x01-\x7f]"), "utf-16-be"),
 )
 # Single-byte Latin code pages tell each other apart badly; Western (cp1252) is likelier here.
 _LATIN = frozenset(
@@ -60,12 +77,17 @@ _DECLARED = re.compile(rb"""(?:encoding|charset)\s*=\s*["']?([A-Za-z0-9._-]+)"""
 def decode(raw: bytes, declared: str | None = None) -> tuple[str, str]:
     """Return the text of ``raw`` and the encoding it was read with.
 
-    The order: a byte-order mark, then UTF-8, then the encoding the body or the
-    Content-Type declares, then detection (charset-normalizer), then cp1252, which
-    decodes any byte. A wrong declaration never wins over valid UTF-8.
+    The order: a byte-order mark, then the NUL pattern of UTF-16/32 without one, then
+    UTF-8, then the encoding the body or the Content-Type declares, then detection
+    (charset-normalizer), then cp1252, which decodes any byte. A wrong declaration never
+    wins over valid UTF-8.
     """
     for bom, encoding in _BOMS:
         if raw.startswith(bom):
+            return raw.decode(encoding, "replace"), encoding
+    for pattern, encoding in _WIDE:
+        if pattern.match(raw):
+            # A body cut mid-character keeps the rest: the cut shows as U+FFFD.
             return raw.decode(encoding, "replace"), encoding
     try:
         return raw.decode("utf-8"), "utf-8"
@@ -92,6 +114,40 @@ def decode(raw: bytes, declared: str | None = None) -> tuple[str, str]:
         except (LookupError, UnicodeDecodeError):
             pass
     return raw.decode("cp1252", "replace"), "cp1252"
+
+
+class _LongInteger(ValueError):
+    """A JSON integer longer than Python converts to int."""
+
+
+def _json_int(digits: str) -> int:
+    # int() refuses (ValueError) past sys.get_int_max_str_digits() to bound its quadratic
+    # cost; saying so here gives a reject a person can read instead of a traceback.
+    limit = sys.get_int_max_str_digits()
+    if limit and len(digits.lstrip("-")) > limit:
+        msg = f"an integer of {len(digits.lstrip('-'))} digits (at most {limit} are read)"
+        raise _LongInteger(msg)
+    return int(digits)
+
+
+def load_json(text: str) -> Any:
+    """Parse JSON text.
+
+    Raises:
+        DecodeError: ``malformed_json``: not JSON, nested deeper than Python recurses, or
+            holding an integer longer than Python converts (``sys.get_int_max_str_digits``).
+    """
+    try:
+        return json.loads(text, parse_int=_json_int)
+    except _LongInteger as exc:
+        reason, msg = "malformed_json", str(exc)
+        raise DecodeError(reason, msg) from exc
+    except RecursionError as exc:
+        reason, msg = "malformed_json", "nested too deeply to read"
+        raise DecodeError(reason, msg) from exc
+    except ValueError as exc:
+        reason, msg = "malformed_json", f"not JSON: {exc}"
+        raise DecodeError(reason, msg) from exc
 
 
 def clean_text(markup: str, limit: int | None = None) -> str:

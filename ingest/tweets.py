@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from infra.errors import DecodeError
 from ingest.base import SourceBase, reject
 from ingest.stocktwits import cashtags, encoding_meta, equity_symbols, post_text, split_post
-from ingest.text import decode
+from ingest.text import decode, load_json
 from streams.records import Document, Rejected, stable_id, utcnow
 
 # "Thu Jan 02 23:59:59 +0000 2014"; %a and %b read English names in the C locale Python runs in.
@@ -53,17 +54,19 @@ class TweetsSource(SourceBase):
         values: list[tuple[int, str, Any]] = []
         for number, line in lines:
             try:
-                values.append((number, line, json.loads(line)))
-            except (json.JSONDecodeError, RecursionError) as exc:
-                values.append((number, line, exc))
-        if all(isinstance(value, Exception) for _, _, value in values):
+                values.append((number, line, load_json(line)))
+            except DecodeError as err:
+                values.append((number, line, err))
+        if all(isinstance(value, DecodeError) for _, _, value in values):
             # An HTML error page or a cut-off body: one reject, not one per line of it.
             detail = f"none of {len(values)} lines is JSON"
+            if len(values) == 1:
+                detail = f"line {values[0][0]}: {values[0][2].detail}"
             yield reject(self.name, "malformed_json", detail, raw)
             return
         for number, line, value in values:
-            if isinstance(value, Exception):
-                yield reject(self.name, "malformed_json", f"line {number}: {value}", line)
+            if isinstance(value, DecodeError):
+                yield reject(self.name, value.reason, f"line {number}: {value.detail}", line)
             else:
                 yield self._tweet(f"line {number}", value, fetched_at, encoding, line)
 
@@ -137,8 +140,8 @@ def _whole_document(text: str) -> list[Any] | None:
     if start not in ("[", "{"):
         return None
     try:
-        value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+        value = load_json(text)
+    except DecodeError:
         return None
     if isinstance(value, list):
         return value

@@ -208,6 +208,72 @@ def test_atom_bad_input_gives_one_reject(raw: bytes, reason: str) -> None:
     assert rejected[0].source == "t"
 
 
+@pytest.mark.parametrize("encoding", ["utf-32", "utf-32-be", "utf-16", "utf-16-le"])
+def test_atom_in_a_wide_encoding_parses_like_the_original(edgar: Path, encoding: str) -> None:
+    raw = read(edgar, ALL_FORMS)
+    declared = f'encoding="{encoding[:6].upper()}"'
+    text = raw.decode("latin-1").replace('encoding="ISO-8859-1"', declared, 1)
+    assert declared in text
+    docs, rejected = parse(EdgarAtomSource("t", "u"), text.encode(encoding))
+    original = parse(EdgarAtomSource("t", "u"), raw)[0]
+    assert ([d.doc_id for d in docs], rejected) == ([d.doc_id for d in original], [])
+    assert [d.title for d in docs] == [d.title for d in original]
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (
+            BOMB.decode()
+            .replace('version="1.0"', 'version="1.0" encoding="UTF-32"')
+            .encode("utf-32"),
+            "xml_bomb",
+        ),
+        (
+            XXE.decode()
+            .replace('version="1.0"', 'version="1.0" encoding="UTF-32"')
+            .encode("utf-32"),
+            "unsafe_xml",
+        ),
+        (BOMB.replace(b"<!DOCTYPE", b"<!--" + b"x" * 70_000 + b"--><!DOCTYPE"), "xml_bomb"),
+        (XXE.replace(b"ENTITY x ", b"ENTITY x:y ").replace(b"&x;", b"&x:y;"), "unsafe_xml"),
+    ],
+    ids=["bomb-utf32", "xxe-utf32", "bomb-after-comment", "xxe-colon"],
+)
+def test_atom_entity_tricks_give_one_reject(raw: bytes, reason: str) -> None:
+    docs, rejected = parse(EdgarAtomSource("t", "u"), raw)
+    assert (docs, [r.reason for r in rejected]) == ([], [reason])
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (EdgarIndexSource, "nvda_8k_0001045810-26-000024-index.html"),
+        (EdgarDocSource, "nvda_8k_0001045810-26-000024.txt"),
+        (EdgarSubmissionsSource, "submissions_CIK0000789019_MSFT.json"),
+    ],
+    ids=["index", "doc", "submissions"],
+)
+@pytest.mark.parametrize("encoding", ["utf-32", "utf-32-le", "utf-16-be"])
+def test_pages_in_a_wide_encoding_parse_like_the_original(
+    edgar: Path, make: type[Source], name: str, encoding: str
+) -> None:
+    raw = read(edgar, name)
+    original = parse(make("t", "u"), raw)[0]
+    docs, rejected = parse(make("t", "u"), raw.decode("utf-8").encode(encoding))
+    assert rejected == [] and len(docs) == len(original) > 0
+    assert [(d.doc_id, d.title, d.body) for d in docs] == [
+        (d.doc_id, d.title, d.body) for d in original
+    ]
+
+
+def test_submissions_with_a_huge_integer_give_one_reject() -> None:
+    raw = b'{"cik": ' + b"9" * 5_000 + b', "filings": {"recent": {"accessionNumber": []}}}'
+    docs, rejected = parse(EdgarSubmissionsSource("t", "u"), raw)
+    assert (docs, [r.reason for r in rejected]) == ([], ["malformed_json"])
+    assert "5000 digits" in rejected[0].detail
+
+
 # -- Index pages --------------------------------------------------------------------------
 
 INDEX_PAGES = [

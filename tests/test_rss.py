@@ -242,6 +242,74 @@ def test_external_entities_are_refused() -> None:
     assert docs == [] and [r.reason for r in rejected] == ["unsafe_xml"]
 
 
+def _entity_feed(declaration: str) -> str:
+    return f'<?xml version="1.0"?><!DOCTYPE rss [{declaration}]>' + rss(
+        "<item><guid>g</guid><title>&a:b;&a;</title></item>", declaration=""
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        # The old byte check looked at the first 64 KiB only.
+        (
+            _entity_feed('<!ENTITY a "aaaa">').replace(
+                "<!DOCTYPE", f"<!--{'x' * 70_000}--><!DOCTYPE"
+            ),
+            "xml_bomb",
+        ),
+        (
+            _entity_feed('<!ENTITY a SYSTEM "file:///etc/passwd">').replace(
+                "<!DOCTYPE", f"<!--{'x' * 70_000}--><!DOCTYPE"
+            ),
+            "unsafe_xml",
+        ),
+        (_entity_feed('<!ENTITY a:b "aaaa">'), "xml_bomb"),
+        (_entity_feed('<!ENTITY a:b SYSTEM "file:///etc/passwd">'), "unsafe_xml"),
+        (_entity_feed('<!ENTITY % a:b SYSTEM "http://x.test/p">'), "unsafe_xml"),
+    ],
+    ids=["after-70k-comment", "external-after-70k-comment", "colon", "colon-external", "param"],
+)
+def test_entity_declarations_are_refused_wherever_they_hide(raw: str, reason: str) -> None:
+    docs, rejected = parse(raw.encode())
+    assert docs == [] and [r.reason for r in rejected] == [reason]
+    assert rejected[0].detail
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32", "utf-32-be"])
+@pytest.mark.parametrize(
+    ("declaration", "reason"),
+    [('<!ENTITY a "aaaa">', "xml_bomb"), ('<!ENTITY a SYSTEM "file:///etc/passwd">', "unsafe_xml")],
+    ids=["internal", "external"],
+)
+def test_entity_declarations_in_wide_encodings_are_refused(
+    encoding: str, declaration: str, reason: str
+) -> None:
+    raw = _entity_feed(declaration).replace("&a:b;", "")
+    raw = raw.replace('version="1.0"?>', f'version="1.0" encoding="{encoding[:6]}"?>', 1)
+    docs, rejected = parse(raw.encode(encoding))
+    assert docs == [] and [r.reason for r in rejected] == [reason]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32", "utf-32-le", "utf-8-sig"])
+def test_feed_in_another_unicode_encoding_parses_like_utf8(sa_raw: bytes, encoding: str) -> None:
+    declaration = f'<?xml version="1.0" encoding="{encoding.removesuffix("-sig")}"?>'
+    text = sa_raw.decode("utf-8").replace('<?xml version="1.0"?>', declaration, 1)
+    assert declaration in text
+    docs, rejected = parse(text.encode(encoding))
+    assert ([d.doc_id for d in docs], rejected) == ([d.doc_id for d in parse(sa_raw)[0]], [])
+    assert docs[0].tickers == parse(sa_raw)[0][0].tickers
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_wide_feed_cut_off_mid_item_keeps_its_complete_items(sa_raw: bytes, encoding: str) -> None:
+    half = sa_raw[: len(sa_raw) // 2].decode("utf-8", "ignore")
+    docs, rejected = parse(half.encode(encoding))
+    # The same as the UTF-8 feed cut at the same place: 13 items whole, one cut off.
+    assert len(docs) == 13
+    assert [r.reason for r in rejected] == ["truncated_entry"]
+
+
 # -- read_location and fetch ---------------------------------------------------------------
 
 

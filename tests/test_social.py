@@ -367,6 +367,44 @@ def test_tweets_html_page_gives_one_reject_not_one_per_line(html_page: bytes) ->
     assert (docs, [r.reason for r in rejected]) == ([], ["malformed_json"])
 
 
+HUGE = "9" * 5_000
+
+
+@pytest.mark.parametrize(
+    ("make", "raw"),
+    [
+        (StocktwitsSource, f'{{"messages": [{{"id": {HUGE}, "body": "$AAPL up"}}]}}'),
+        (TweetsSource, f'{{"id": {HUGE}, "text": "$AAPL up"}}'),
+        (TweetsSource, f'[{{"id_str": "1", "text": "$AAPL up", "retweet_count": {HUGE}}}]'),
+    ],
+    ids=["stocktwits", "tweets-line", "tweets-array"],
+)
+def test_a_huge_json_integer_gives_a_reject_not_a_traceback(make: SocialSource, raw: str) -> None:
+    docs, rejected = parse(make("t", "unused"), raw.encode())
+    assert (docs, [r.reason for r in rejected]) == ([], ["malformed_json"])
+    assert "5000 digits" in rejected[0].detail
+
+
+def test_a_huge_integer_costs_only_its_own_line(tw_raw: bytes) -> None:
+    first = tw_raw.split(b"\n")[0]
+    docs, rejected = tweets(first + b"\n" + f'{{"id": {HUGE}, "text": "x"}}'.encode())
+    assert len(docs) == 1
+    assert [(r.reason, r.detail.split(":")[0]) for r in rejected] == [("malformed_json", "line 2")]
+
+
+@pytest.mark.parametrize("make", SOURCES, ids=lambda s: s.kind)
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32", "utf-32-be"])
+def test_a_wide_unicode_recording_parses_like_utf8(
+    make: SocialSource, encoding: str, st_raw: bytes, tw_raw: bytes, rd_raw: bytes
+) -> None:
+    raw = {"stocktwits": st_raw, "tweets": tw_raw, "reddit-csv": rd_raw[:200_000]}[make.kind]
+    original = parse(make("t", "unused"), raw)
+    docs, rejected = parse(make("t", "unused"), raw.decode("utf-8").encode(encoding))
+    assert len(docs) == len(original[0]) > 0
+    assert [(d.doc_id, d.title) for d in docs] == [(d.doc_id, d.title) for d in original[0]]
+    assert [r.reason for r in rejected] == [r.reason for r in original[1]]
+
+
 # -- Reddit: CSV export of r/wallstreetbets comments --------------------------------------
 
 

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.text import clean_text, find_tickers, is_symbol, unique
+from infra.errors import DecodeError
+from ingest.text import clean_text, decode, find_tickers, is_symbol, load_json, unique
 
 
 @pytest.mark.parametrize(
@@ -113,3 +114,49 @@ def test_is_symbol(value: str, ok: bool) -> None:
 
 def test_unique_keeps_first_occurrence() -> None:
     assert unique(["B", "A", "B", "C", "A"]) == ["B", "A", "C"]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "read_as"),
+    [
+        ("utf-8-sig", "utf-8-sig"),
+        ("utf-16", "utf-16"),
+        ("utf-32", "utf-32"),
+        ("utf-16-le", "utf-16-le"),
+        ("utf-16-be", "utf-16-be"),
+        ("utf-32-le", "utf-32-le"),
+        ("utf-32-be", "utf-32-be"),
+    ],
+)
+def test_decode_tells_unicode_encodings_apart_with_or_without_a_mark(
+    encoding: str, read_as: str
+) -> None:
+    text = '<?xml version="1.0"?><feed>Caf\u00e9 \u2014 $AAPL \U0001f680</feed>'
+    assert decode(text.encode(encoding)) == (text, read_as)
+
+
+def test_decode_of_a_wide_body_cut_mid_character_keeps_the_rest() -> None:
+    raw = '{"a": "b"}'.encode("utf-32")[:-2]
+    text, encoding = decode(raw)
+    assert encoding == "utf-32" and text.startswith('{"a": "b"')
+
+
+@pytest.mark.parametrize(
+    ("text", "detail"),
+    [
+        ("9" * 5_000, "an integer of 5000 digits (at most 4300 are read)"),
+        ("-" + "9" * 4_301, "an integer of 4301 digits (at most 4300 are read)"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply to read"),
+        ("{broken", "not JSON: Expecting property name enclosed in double quotes"),
+    ],
+    ids=["huge", "huge-negative", "deep", "broken"],
+)
+def test_load_json_refuses_with_a_reason(text: str, detail: str) -> None:
+    with pytest.raises(DecodeError) as caught:
+        load_json(text)
+    assert caught.value.reason == "malformed_json"
+    assert caught.value.detail.startswith(detail)
+
+
+def test_load_json_keeps_integers_python_reads() -> None:
+    assert load_json(f'{{"id": {"9" * 4_300}, "n": -12}}') == {"id": int("9" * 4_300), "n": -12}
