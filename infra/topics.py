@@ -16,7 +16,11 @@ log = logging.getLogger(__name__)
 
 
 def ensure_topics(
-    bootstrap: str, names: Iterable[str], partitions: int, timeout: float = 30.0
+    bootstrap: str,
+    names: Iterable[str],
+    partitions: int,
+    timeout: float = 30.0,
+    configs: dict[str, str] | None = None,
 ) -> list[str]:
     """Create missing topics (replication 1); return the names created.
 
@@ -28,6 +32,7 @@ def ensure_topics(
         names: topic names; duplicates are ignored.
         partitions: partitions of each topic created.
         timeout: seconds for the whole operation.
+        configs: topic configs of the topics created, e.g. ``{"cleanup.policy": "compact"}``.
     """
     wanted = list(dict.fromkeys(names))
     if partitions < 1:
@@ -52,9 +57,12 @@ def ensure_topics(
         existing = set(admin.list_topics())
         missing = [name for name in wanted if name not in existing]
         if missing:
-            spec = {
+            spec: dict[str, dict[str, Any]] = {
                 name: {"num_partitions": partitions, "replication_factor": 1} for name in missing
             }
+            if configs:
+                for entry in spec.values():
+                    entry["configs"] = dict(configs)
             # raise_errors=False: one topic made concurrently must not hide the others' fate.
             result: dict[str, Any] = admin.create_topics(
                 spec, timeout_ms=timeout_ms, raise_errors=False

@@ -106,10 +106,25 @@ def _notifiers(settings: Settings) -> dict[str, Notifier]:
     return notifiers
 
 
+def changelog_topics(pipeline: Pipeline) -> list[str]:
+    """The changelog topics of the pipeline's Faust tables."""
+    return [table.changelog_topic_name for table in pipeline.app.tables.values()]
+
+
 def run(settings: Settings) -> None:
     """Create the topics if missing, then run the worker until SIGTERM or Ctrl-C."""
     topics = with_prefix(settings.topic_prefix, ALL_TOPICS)
     ensure_topics(settings.bootstrap_servers, topics, settings.kafka_partitions)
     pipeline = build(settings)
+    # Faust would create the changelogs itself while joining the group, and a topic that
+    # young has no leader yet: the consumer's metadata then counts 0 partitions for it and
+    # the first table write fails with PartitionsMismatch. Made here, with leaders awaited,
+    # they are whole before the worker joins.
+    ensure_topics(
+        settings.bootstrap_servers,
+        changelog_topics(pipeline),
+        settings.kafka_partitions,
+        configs={"cleanup.policy": "compact"},
+    )
     worker = faust.Worker(pipeline.app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()

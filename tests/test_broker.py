@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import ConfigResource, ConfigResourceType
 
 from infra.broker import BrokerConfig, LocalKafka, free_port
+from infra.settings import Settings
 from infra.topics import ensure_topics
+from streams import signals
+from streams.app import create_pipeline
+from surveil.runtime import worker_config
+from surveil.worker import changelog_topics
 
 
 def _two_ports() -> tuple[int, int]:
@@ -82,3 +89,27 @@ def test_start_stop_restart_keeps_topics_and_messages(tmp_path: Path) -> None:
     finally:
         broker.stop()
     assert not broker.status().running
+
+
+def test_the_tables_changelogs_are_made_whole_before_the_worker_joins(
+    kafka: LocalKafka, make_settings: Callable[..., Settings]
+) -> None:
+    # Faust creating them itself while joining raced the metadata: a changelog with no leader
+    # yet counted 0 partitions, and the first table write failed with PartitionsMismatch.
+    settings = make_settings(kafka_partitions=3)
+    pipeline = create_pipeline(worker_config(settings))
+    signals.register(pipeline)
+    names = changelog_topics(pipeline)
+    assert names == [f"{settings.app_id}-ticker_windows-changelog"]
+
+    created = ensure_topics(kafka.bootstrap, names, 3, configs={"cleanup.policy": "compact"})
+    assert created == names
+    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    try:
+        assert consumer.partitions_for_topic(names[0]) == {0, 1, 2}
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, names[0])])
+    finally:
+        consumer.close()
+        admin.close()
+    assert "compact" in repr(described)
