@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 import faust
+from pydantic import SecretStr
 
 from alerts import agent as alerts_agent
 from alerts import audit
@@ -18,6 +19,8 @@ from alerts.email import SmtpNotifier
 from alerts.engine import AlertEngine
 from alerts.outbox import Outbox
 from alerts.slack import SlackBot, SlackWebhook
+from infra.redact import Redactor, dump_stacks
+from infra.redact import install as install_redaction
 from infra.settings import Settings
 from infra.topics import ensure_topics
 from models.registry import Runtime, load_classifier
@@ -113,6 +116,7 @@ def changelog_topics(pipeline: Pipeline) -> list[str]:
 
 def run(settings: Settings) -> None:
     """Create the topics if missing, then run the worker until SIGTERM or Ctrl-C."""
+    install_redaction(Redactor(secrets(settings)))  # before Faust sets up logging
     topics = with_prefix(settings.topic_prefix, ALL_TOPICS)
     ensure_topics(settings.bootstrap_servers, topics, settings.kafka_partitions)
     pipeline = build(settings)
@@ -126,5 +130,19 @@ def run(settings: Settings) -> None:
         settings.kafka_partitions,
         configs={"cleanup.policy": "compact"},
     )
-    worker = faust.Worker(pipeline.app, loglevel=settings.log_level, quiet=True)
+    worker = _Worker(pipeline.app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
+
+
+def secrets(settings: Settings) -> list[str]:
+    """The secret values of the settings, to mask in logs and stack dumps."""
+    values = [getattr(settings, name) for name in type(settings).model_fields]
+    return [v.get_secret_value() for v in values if isinstance(v, SecretStr)]
+
+
+class _Worker(faust.Worker):  # Faust is untyped
+    """Faust's worker, with a SIGUSR1 stack dump that prints no local variables (mode's
+    printed every frame's locals, settings and Slack webhook URL included)."""
+
+    async def _cry(self) -> None:
+        dump_stacks(self.stderr, self.loop)
