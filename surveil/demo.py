@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra.errors import SurveilError
 from infra.settings import Settings
 from infra.topics import ensure_topics
 from ingest.base import Source, collect
@@ -84,8 +85,14 @@ def run_demo(
     sources: list[Source] | None = None,
     timeout: float = 300.0,
     echo: Any = print,
+    worker_module: str = "surveil",
 ) -> DemoResult:
-    """Run broker (if needed), worker and one ingest; return what landed in ClickHouse."""
+    """Run broker (if needed), worker and one ingest; return what landed in ClickHouse.
+
+    Raises:
+        SurveilError: the worker died (an agent crashed), a stage is stalled on a failing
+            write, or the work did not finish within ``timeout`` seconds.
+    """
     broker = local_kafka(settings)
     started = False
     if is_local(settings) and not reachable(settings.bootstrap_servers):
@@ -100,7 +107,8 @@ def run_demo(
         ]
         with _webhook(settings) as receiver:
             env = {"SURVEIL_ALERT_SLACK_WEBHOOK": receiver.url} if receiver else {}
-            worker = WorkerProcess(settings, env, settings.state_dir / "logs" / "worker.log")
+            log_file = settings.state_dir / "logs" / "worker.log"
+            worker = WorkerProcess(settings, env, log_file, module=worker_module)
             worker.start()
             try:
                 docs = rejected = scored = 0
@@ -122,8 +130,9 @@ def run_demo(
                 )
                 worker.wait_until(processed(docs, scored), timeout)
                 stats = _settle(worker)
+                _healthy(worker)
             finally:
-                worker.stop()
+                worker.stop(timeout=30)
             posts = list(receiver.received) if receiver else []
         warehouse = open_warehouse(settings, migrate=False)
         try:
@@ -136,6 +145,19 @@ def run_demo(
         if started:
             echo("stopping the local Kafka broker (data stays in the state folder)")
             broker.stop()
+
+
+def _healthy(worker: WorkerProcess) -> None:
+    """Fail unless the worker runs and none of its stages is stuck on a failing write."""
+    stalled = {
+        name: stage.get("last_error", "")
+        for name, stage in worker.agents().items()
+        if stage.get("state") != "running"
+    }
+    if worker.pid is None or stalled:
+        detail = "; ".join(f"{n}: {e}" for n, e in stalled.items()) or "the worker exited"
+        msg = f"the worker is not healthy ({detail}); see {worker.log_file}"
+        raise SurveilError(msg)
 
 
 def _settle(worker: WorkerProcess, quiet_s: float = 2.0, limit_s: float = 30.0) -> dict[str, int]:

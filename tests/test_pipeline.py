@@ -154,3 +154,12 @@ def test_a_wait_that_times_out_names_the_counters_and_logs_every_thread(
     dump = log.read_text()
     # mode's handler once the event loop runs (threads and tasks), faulthandler's before
     assert "THREAD MainThread" in dump or "Current thread 0x" in dump
+
+
+def test_the_demo_fails_when_an_agent_dies(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SURVEIL_TEST_CRASH_CLASSIFY", "1")  # the model raises on every batch
+    settings = make_settings()
+    with pytest.raises(SurveilError, match="the worker exited with 1"):
+        run_demo(settings, timeout=120, echo=lambda *_: None, worker_module="tests.faulty_worker")

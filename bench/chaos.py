@@ -1,0 +1,317 @@
+"""Chaos: kill -9 the worker at random moments and the broker once, under sustained load.
+
+Starts a local Kafka broker, a real worker (lexicon model, chDB) and a Slack-compatible
+receiver on 127.0.0.1, then publishes generated documents (made up here, one to three
+tickers each) at a steady rate from a thread. Meanwhile it kills the worker with SIGKILL at
+random moments (``--kills``, at least five) and restarts it, and once kills the broker with
+SIGKILL and starts it again. When the load is done, a last worker runs until the group's
+commits reach the end of every topic.
+
+Then it reconciles what ClickHouse and the receiver hold against what docs.raw holds:
+
+- documents: every distinct doc_id of docs.raw stored once;
+- scores: every (document, ticker) pair stored once, and the per-minute rollup sums to the
+  number of pairs (a duplicated insert would count twice there, whatever merges did);
+- alerts: every notification of the outbox delivered, each exactly once (successful
+  attempts per notification and channel), and in the ClickHouse alerts table.
+
+The last line is ``lost N, duplicated M``. Baseline in the same run: the documents per second
+of an undisturbed stretch of load against the whole run's.
+
+Run: ``.venv/bin/python -m bench.chaos [--documents 5000] [--rate 60] [--kills 5] [--seed 7]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import shutil
+import signal
+import sqlite3
+import tempfile
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.serializer import JsonSerializer
+
+from infra.broker import BrokerConfig, LocalKafka, free_port
+from infra.errors import SurveilError
+from infra.settings import Settings
+from infra.topics import ensure_topics
+from ingest.producer import DocumentProducer
+from streams.records import Document
+from streams.topics import ALERTS, ALL_TOPICS, DOCS_RAW, DOCS_SCORED, with_prefix
+from surveil.runtime import WorkerProcess, open_warehouse, outbox_path
+from surveil.webhook import WebhookReceiver
+
+TICKERS = ("CNTS", "FABR", "NWND", "TLSP", "WWIM", "ADVW", "LUCR", "MRGN")
+GOOD = ("beats estimates", "raises guidance", "wins a large contract", "posts record revenue")
+BAD = ("misses estimates", "cuts guidance", "faces a fraud probe", "plunges on weak demand")
+RULES = """\
+route: {group_wait: 2s, group_interval: 5s, repeat_interval: 4h}
+rules:
+  - name: mean_score_low
+    kind: threshold
+    threshold: -0.2
+    min_docs: 5
+    window: 1h
+"""
+
+
+def documents(n: int, rng: random.Random) -> list[Document]:
+    """Generated news documents published now, negative in bursts so that rules fire."""
+    out = []
+    for i in range(n):
+        tickers = tuple(rng.sample(TICKERS, rng.randint(1, 3)))
+        phrase = rng.choice(BAD if (i // 200) % 3 == 0 else GOOD + BAD)
+        now = datetime.now(UTC)
+        out.append(
+            Document(
+                doc_id=f"chaos-{i:06d}",
+                source="chaos-wire",
+                kind="news",
+                title=f"{tickers[0]} {phrase}",
+                body=f"Shares of {', '.join(tickers)} moved after the company {phrase}.",
+                published_at=now,
+                fetched_at=now,
+                tickers=tickers,
+            )
+        )
+    return out
+
+
+class Publisher(threading.Thread):
+    """Publish documents at a steady rate; a failed publish is retried, never skipped."""
+
+    def __init__(self, bootstrap: str, docs: list[Document], rate: float) -> None:
+        super().__init__(name="publisher", daemon=True)
+        self.bootstrap, self.docs, self.rate = bootstrap, docs, rate
+        self.sent = 0
+        self.retries = 0
+        self.started_at = self.ended_at = 0.0
+
+    def run(self) -> None:
+        self.started_at = time.monotonic()
+        producer = DocumentProducer(self.bootstrap)
+        try:
+            for doc in self.docs:
+                while True:
+                    try:
+                        producer.publish([doc])
+                        break
+                    except SurveilError:  # the broker is down: wait and send again
+                        self.retries += 1
+                        time.sleep(1.0)
+                self.sent += 1
+                time.sleep(1 / self.rate)
+        finally:
+            producer.close()
+            self.ended_at = time.monotonic()
+
+
+def topic_end(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
+    """The end offset of every partition of a topic."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return dict(consumer.end_offsets(parts))
+    finally:
+        consumer.close()
+
+
+def lag(settings: Settings, topics: list[str]) -> int:
+    """Messages of the topics past the worker group's committed offsets."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=settings.app_id,
+        enable_auto_commit=False,
+    )
+    try:
+        total = 0
+        for topic in topics:
+            parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+            for tp, end in consumer.end_offsets(parts).items():
+                total += end - (consumer.committed(tp) or 0)
+        return total
+    finally:
+        consumer.close()
+
+
+def raw_pairs(bootstrap: str) -> tuple[set[str], set[tuple[str, str]], int]:
+    """The distinct documents and (document, ticker) pairs docs.raw holds, and its messages."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        value_deserializer=JsonSerializer(),
+        consumer_timeout_ms=5000,
+        auto_offset_reset="earliest",
+    )
+    consumer.subscribe([DOCS_RAW])
+    docs: set[str] = set()
+    pairs: set[tuple[str, str]] = set()
+    messages = 0
+    for record in consumer:
+        messages += 1
+        docs.add(record.value["doc_id"])
+        pairs |= {(record.value["doc_id"], t) for t in record.value["tickers"]}
+    consumer.close()
+    return docs, pairs, messages
+
+
+def main() -> None:
+    """Run the chaos and print the reconciliation."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--documents", type=int, default=5000)
+    parser.add_argument("--rate", type=float, default=60.0, help="Documents sent per second.")
+    parser.add_argument("--kills", type=int, default=5, help="kill -9 of the worker (>= 5).")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    load_start = os.getloadavg()[0]
+    folder = Path(tempfile.mkdtemp(prefix="surveil-bench-chaos-"))
+    broker = LocalKafka(BrokerConfig(folder / "kafka", free_port(), free_port(), heap="768m"))
+    broker.start()
+    try:
+        result = run(folder, broker, args)
+    finally:
+        broker.stop()
+    print(
+        f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}; load average {load_start:.2f} at the start, "
+        f"{os.getloadavg()[0]:.2f} at the end"
+    )
+    for line in result["lines"]:
+        print(line)
+    shutil.rmtree(folder)  # kept when the run fails, for its worker logs
+    print(f"lost {result['lost']}, duplicated {result['duplicated']}")
+
+
+def run(folder: Path, broker: LocalKafka, args: argparse.Namespace) -> dict[str, Any]:
+    """Load, kill, recover, reconcile; return the figures."""
+    rng = random.Random(args.seed)  # noqa: S311 - chaos timing, not secrets
+    rules = folder / "rules.yaml"
+    rules.write_text(RULES)
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        state_dir=folder / "state",
+        kafka_broker=f"kafka://{broker.bootstrap}",
+        kafka_partitions=3,
+        web_port=free_port(),
+        alert_rules=rules,
+    )
+    ensure_topics(settings.bootstrap_servers, with_prefix("", ALL_TOPICS), 3)
+    docs = documents(args.documents, rng)
+    span = args.documents / args.rate
+    kills = sorted(rng.uniform(0.1, 0.85) * span for _ in range(max(args.kills, 5)))
+    broker_kill = rng.uniform(0.3, 0.7) * span
+    events: list[str] = []
+    with WebhookReceiver() as receiver:
+        env = {"SURVEIL_ALERT_SLACK_WEBHOOK": receiver.url}
+        n = 0
+        worker = WorkerProcess(settings, env, folder / f"worker{n}.log")
+        worker.start()
+        worker.wait_until(lambda s: True, timeout=120)
+        publisher = Publisher(settings.bootstrap_servers, docs, args.rate)
+        publisher.start()
+        t0 = time.monotonic()
+        broker_killed = False
+        for at in kills:
+            while time.monotonic() - t0 < at:
+                if not broker_killed and time.monotonic() - t0 >= broker_kill:
+                    broker_killed = True
+                    pid = broker.status().pid
+                    if pid is not None:
+                        os.kill(pid, signal.SIGKILL)
+                        events.append(f"{time.monotonic() - t0:6.1f} s  kill -9 broker")
+                        time.sleep(3)
+                        broker.start()
+                        events.append(f"{time.monotonic() - t0:6.1f} s  broker back")
+                time.sleep(0.2)
+            code = worker.kill()
+            events.append(f"{time.monotonic() - t0:6.1f} s  kill -9 worker (exit {code})")
+            n += 1
+            worker = WorkerProcess(settings, env, folder / f"worker{n}.log")
+            worker.start()
+        publisher.join()
+        events.append(f"{time.monotonic() - t0:6.1f} s  load done: {publisher.sent} published")
+        topics = [DOCS_RAW, DOCS_SCORED, ALERTS]
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            if worker.pid is None:  # it died: the next one carries on
+                n += 1
+                worker = WorkerProcess(settings, env, folder / f"worker{n}.log")
+                worker.start()
+                events.append(f"{time.monotonic() - t0:6.1f} s  worker exited, restarted")
+            if lag(settings, topics) == 0:
+                break
+            time.sleep(2)
+        time.sleep(8)  # group wait, the deliverer and the outbox audit copy
+        events.append(f"{time.monotonic() - t0:6.1f} s  caught up; stopping")
+        worker.stop()
+        posts = len(receiver.received)
+    return reconcile(settings, events, publisher, posts, n)
+
+
+def reconcile(
+    settings: Settings, events: list[str], publisher: Publisher, posts: int, restarts: int
+) -> dict[str, Any]:
+    """Compare ClickHouse, the outbox and the receiver with docs.raw."""
+    raw_docs, pairs, messages = raw_pairs(settings.bootstrap_servers)
+    warehouse = open_warehouse(settings)
+    try:
+        stored_docs = Counter(r[0] for r in warehouse.rows("SELECT doc_id FROM {db}.documents"))
+        stored_pairs = Counter(
+            (r[0], r[1]) for r in warehouse.rows("SELECT doc_id, ticker FROM {db}.scores")
+        )
+        rollup = int(warehouse.rows("SELECT sum(documents) FROM {db}.sentiment_1m")[0][0] or 0)
+        stored_alerts = {
+            (r[0], r[1]) for r in warehouse.rows("SELECT alert_id, state FROM {db}.alerts")
+        }
+    finally:
+        warehouse.close()
+    with sqlite3.connect(outbox_path(settings)) as outbox:
+        notes = outbox.execute("SELECT key, channel, alert_id, state FROM outbox").fetchall()
+        oks = Counter(
+            (k, c) for k, c in outbox.execute("SELECT key, channel FROM attempts WHERE ok = 1")
+        )
+    lost = {
+        "documents": len(raw_docs - set(stored_docs)),
+        "scores": len(pairs - set(stored_pairs)),
+        "alert deliveries": sum(1 for k, c, *_ in notes if oks[(k, c)] == 0),
+        "alert rows": len({(a, s) for _, _, a, s in notes} - stored_alerts),
+    }
+    duplicated = {
+        "documents": sum(n - 1 for n in stored_docs.values() if n > 1),
+        "scores": sum(n - 1 for n in stored_pairs.values() if n > 1),
+        "rollup": max(rollup - len(pairs), 0),
+        "alert deliveries": sum(n - 1 for n in oks.values() if n > 1),
+    }
+    elapsed = publisher.ended_at - publisher.started_at
+    lines = [
+        *events,
+        f"docs.raw: {messages} messages, {len(raw_docs)} documents, {len(pairs)} pairs; "
+        f"{publisher.retries} publish retries",
+        f"ClickHouse: {sum(stored_docs.values())} document rows, {sum(stored_pairs.values())} "
+        f"score rows, rollup {rollup}; {len(stored_alerts)} alert rows",
+        f"alerts: {len(notes)} notifications in the outbox, {posts} posts received",
+        f"worker restarts: {restarts}; load {publisher.sent} documents in {elapsed:.0f} s "
+        f"({publisher.sent / elapsed:.1f}/s against {publisher.rate:g}/s asked: "
+        f"ratio {publisher.sent / elapsed / publisher.rate:.2f})",
+        "lost: " + ", ".join(f"{k} {v}" for k, v in lost.items()),
+        "duplicated: " + ", ".join(f"{k} {v}" for k, v in duplicated.items()),
+    ]
+    return {
+        "lines": lines,
+        "lost": sum(lost.values()),
+        "duplicated": sum(duplicated.values()),
+    }
+
+
+if __name__ == "__main__":
+    main()
