@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from alerts.base import CHANNELS
 from alerts.conditions import InhibitRule, Kind, Matcher, MuteWindow, RouteConfig, Severity
 from infra.errors import ConfigError
 from infra.yamlnodes import Fields, NodeReader, hint
@@ -350,7 +351,7 @@ def _rule(
         "severity": f.get("severity", partial(r.choice, options=SEVERITIES), "warning"),
         "window_s": f.get("window", r.duration, 3600.0),
         "min_docs": f.get("min_docs", r.count, 1 if kind == "event" else 3),
-        "channels": f.get("channels", r.texts, ()),
+        "channels": f.get("channels", partial(_channels, r), ()),
     }
     f.need("kind", partial(r.choice, options=KINDS))
     scope = f.get("scope", partial(_scope, r, watchlists))
@@ -359,6 +360,20 @@ def _rule(
     if kind is None or any(v is None for k, v in values.items() if k not in _OPTIONAL):
         return None
     return _CLASSES[kind](**values)
+
+
+def _channels(r: NodeReader, node: yaml.Node, where: str) -> tuple[str, ...] | None:
+    names = r.texts(node, where)
+    if names is None:
+        return None
+    unknown = [
+        (item, here, name)
+        for (here, item), name in zip(r.items(node, where), names, strict=True)
+        if name not in CHANNELS
+    ]
+    for item, here, name in unknown:
+        r.fail(item, here, f"unknown channel {name!r}; {hint(name, CHANNELS)}")
+    return None if unknown else names
 
 
 def _scope(

@@ -102,6 +102,11 @@ def test_load_ruleset_raises_one_error_holding_every_problem(tmp_path: Path) -> 
         ("rules: [{name: a, kind: threshold, threshold: 0, severity: high}]", "severity"),
         ("rules: [{name: a, kind: threshold, threshold: 0, scope: some}]", "rules[0].scope"),
         ("rules: []\nroute: {group_wait: 0, repeat_interval: never}", "route.repeat_interval"),
+        (
+            "rules: [{name: a, kind: threshold, threshold: 0, channels: [slack, pagerduty]}]",
+            "1: rules[0].channels[1]: unknown channel 'pagerduty'; expected one of email, slack",
+        ),
+        ("rules: [{name: a, kind: threshold, threshold: 0, channels: [emial]}]", "'email'?"),
         ("rules: []\nroute: {send_resolved: maybe}", "route.send_resolved: expected true"),
         ("rules: []\nmute: [{name: m, start: '9:75'}]", "mute[0].start: expected a time"),
         ("rules: []\nmute: [{name: m, weekdays: [funday]}]", "mute[0].weekdays[0]"),
@@ -169,3 +174,22 @@ def test_durations_read_back_in_seconds(unit: str, amount: int) -> None:
         rule = load_ruleset(write(Path(folder), text)).rules[0]
     size = {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
     assert rule.window_s == amount * size
+
+
+def test_the_known_channels_are_those_the_worker_builds(tmp_path: Path) -> None:
+    from pydantic import SecretStr  # noqa: PLC0415
+
+    from alerts.base import CHANNELS  # noqa: PLC0415
+    from infra.settings import Settings  # noqa: PLC0415
+    from surveil.worker import _notifiers  # noqa: PLC0415
+
+    everything = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        alert_slack_webhook=SecretStr("https://hooks.example.com/x"),
+        smtp_host="127.0.0.1",
+        smtp_from="surveil@example.com",
+        smtp_to="desk@example.com",
+    )
+    assert sorted(_notifiers(everything)) == sorted(CHANNELS)
+    text = "rules: [{name: a, kind: threshold, threshold: 0, channels: [slack, email]}]"
+    assert load_ruleset(write(tmp_path, text)).rules[0].channels == ("slack", "email")
