@@ -6,6 +6,14 @@ due goes into the outbox, then onto the alerts topic (which the store agent writ
 ClickHouse, the audit trail). A timer flushes the router every second, for notifications
 that become due without a new document (group wait, repeat interval, a mute window's end).
 The `alerts.deliverer.Deliverer` thread, started with the worker, does the sending.
+
+A batch of records is acknowledged only when the body comes back for the next one
+(`streams.acks.batches`), so everything it causes is durable first, in this order: the
+router's state (the outbox file, fsynced), then the rule state (the table, whose changelog
+may lag). A crash between the two redelivers the batch against the older rule state; the
+router sees the same conditions again and takes them as the same episodes. The alerts
+topic is written from the outbox's unpublished notifications, so one lost to a crash is
+published after the restart.
 """
 
 from __future__ import annotations
@@ -13,16 +21,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from alerts.engine import AlertEngine
 from infra.errors import DecodeError, SurveilError
+from streams.acks import batches, each
 from streams.app import Pipeline
 from streams.records import Alert, Scored, utcnow
 
 log = logging.getLogger(__name__)
 
 FLUSH_EVERY_S = 1.0
+BATCH = 100
+BATCH_WITHIN_S = 0.05  # a notification due now waits at most this for its batch
+T = TypeVar("T")
+
+
+async def _off_loop(job: Callable[[], T]) -> T:
+    """Run blocking work (the outbox is SQLite) in a worker thread."""
+    return await asyncio.get_running_loop().run_in_executor(None, job)
 
 
 def register(pipeline: Pipeline, engine: AlertEngine) -> Any:
@@ -30,32 +48,55 @@ def register(pipeline: Pipeline, engine: AlertEngine) -> Any:
     app, topics, cfg, counters = pipeline.app, pipeline.topics, pipeline.config, pipeline.counters
     # Keyed by ticker, like docs.scored, so table and stream share partitions.
     states = app.Table("alert_rule_state", default=dict, partitions=cfg.partitions)
+    publishing = asyncio.Lock()
 
-    async def publish(alerts: list[Alert]) -> None:
-        for alert in alerts:
-            await topics.alerts.send(key=alert.ticker, value=alert.to_json())
+    async def publish() -> None:
+        # One at a time: the agent and the timer would otherwise publish a key twice.
+        async with publishing:
+            for key, alert in await _off_loop(engine.unpublished):
+                # force: sent now, not attached to a record being processed (sent at its
+                # commit), so it is on the topic before it is marked published.
+                sent = await topics.alerts.send(key=alert.ticker, value=alert.to_json(), force=True)
+                await sent  # done once the broker acknowledged it
+                await _off_loop(partial(engine.published, [key]))
 
     async def flush() -> list[Alert]:
-        loop = asyncio.get_running_loop()
-        # The outbox is SQLite: keep its writes off the event loop.
-        alerts: list[Alert] = await loop.run_in_executor(None, engine.flush, utcnow())
-        await publish(alerts)
+        alerts = await _off_loop(partial(engine.flush, utcnow()))
+        await publish()
         return alerts
 
     async def rules(stream: Any) -> AsyncIterator[Alert]:
-        async for value in stream:
-            try:
-                rec = Scored.parse(value)
-            except DecodeError as err:
-                counters.inc(f"alerts.invalid.{err.reason}")
-                log.warning("alerts: skipping an invalid scored record: %s", err)
-                continue
-            states[rec.ticker] = engine.observe(dict(states[rec.ticker]), rec, utcnow())
-            for alert in await flush():
+        async for events in batches(stream, BATCH, BATCH_WITHIN_S):
+            changed: list[tuple[Any, str, dict[str, Any]]] = []
+            latest: dict[str, dict[str, Any]] = {}
+            # each: reads and writes of the table go to the partition of their own event
+            for event in each(events):
+                try:
+                    rec = Scored.parse(event.value)
+                except DecodeError as err:
+                    counters.inc(f"alerts.invalid.{err.reason}")
+                    log.warning("alerts: skipping an invalid scored record: %s", err)
+                    continue
+                state = latest.get(rec.ticker)
+                before = dict(states[rec.ticker]) if state is None else state
+                latest[rec.ticker] = engine.observe(before, rec, utcnow())
+                changed.append((event, rec.ticker, latest[rec.ticker]))
+            # The router first: a crash before the table is written redelivers the batch.
+            await pipeline.writes.call("alerts_router", _off_loop, engine.persist)
+            by_event = {id(event): (ticker, state) for event, ticker, state in changed}
+            for event in each(events):
+                if id(event) in by_event:
+                    ticker, state = by_event[id(event)]
+                    states[ticker] = state
+            for alert in await pipeline.writes.call("alerts_flush", flush):
                 yield alert
 
     async def tick() -> None:
-        await flush()
+        try:
+            await flush()
+        except Exception:  # the outbox or the broker away: kept, the next tick retries
+            counters.inc("alerts.flush_errors")
+            log.exception("alerts: flush or publish failed, will retry")
 
     timer: Any = app.timer(interval=FLUSH_EVERY_S)
     timer(tick)

@@ -1,4 +1,10 @@
-"""Send what the alert outbox holds, with its retries, in a thread of the worker."""
+"""Send what the alert outbox holds, with its retries, in a thread of the worker.
+
+A notification still undelivered ``late_after`` seconds after it was put is reported once,
+loudly (an ERROR log, ``alerts.delivery_late``, and "late" in ``surveil alerts list``), and
+copied to the fallback channel when one is configured. The outbox goes on retrying it
+until it is delivered or given up (``failed``, shown as undeliverable).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from datetime import datetime
 
 from alerts.base import Notifier
 from alerts.outbox import Outbox, Pending
+from infra.errors import ConfigError
 from streams.counters import Counters
 from streams.records import Delivery, utcnow
 
@@ -27,7 +34,13 @@ class Deliverer:
         sleep: waits between passes; by default a wait that `stop` interrupts.
         interval: seconds between passes of the thread.
         counters: counts ``alerts.delivered``, ``alerts.delivery_failed``,
+            ``alerts.delivery_late``, ``alerts.delivery_fallback``,
             ``alerts.delivery_gave_up`` and ``alerts.deliverer_errors``.
+        late_after: seconds after which an undelivered notification is reported late.
+        fallback: the channel late notifications are also sent to (None: none).
+
+    Raises:
+        ConfigError: the fallback channel has no notifier.
     """
 
     def __init__(
@@ -39,7 +52,15 @@ class Deliverer:
         *,
         interval: float = 1.0,
         counters: Counters | None = None,
+        late_after: float = 600.0,
+        fallback: str | None = None,
     ) -> None:
+        if fallback is not None and fallback not in notifiers:
+            known = ", ".join(notifiers) or "none"
+            msg = f"alert fallback channel {fallback!r} is not configured (configured: {known})"
+            raise ConfigError(msg)
+        self._late_after = late_after
+        self._fallback = fallback
         self._outbox = outbox
         self._notifiers = dict(notifiers)
         self._clock = clock
@@ -54,6 +75,8 @@ class Deliverer:
     def run_once(self, now: datetime) -> int:
         """Attempt every notification due at ``now``; return how many attempts were made."""
         with self._pass:
+            for late in self._outbox.late(now, self._late_after):
+                self._escalate(late, now)
             due = self._outbox.due(now)
             for pending in due:
                 delivery = self._send(pending, now)
@@ -66,8 +89,29 @@ class Deliverer:
                 log.warning("alert %s failed: %s %s", attempt, delivery.status, delivery.detail)
                 if status == "failed":
                     self._counters.inc("alerts.delivery_gave_up")
-                    log.error("alert %s to %s: giving up", pending.key, pending.channel)
+                    log.error(
+                        "alert %s to %s: undeliverable, giving up after %d attempts",
+                        pending.key,
+                        pending.channel,
+                        pending.attempts + 1,
+                    )
             return len(due)
+
+    def _escalate(self, late: Pending, now: datetime) -> None:
+        self._counters.inc("alerts.delivery_late")
+        age = (now - late.created).total_seconds() if late.created else self._late_after
+        to = self._fallback if self._fallback not in (None, late.channel) else None
+        copied = to is not None and self._outbox.reroute(late, to)
+        if copied:
+            self._counters.inc("alerts.delivery_fallback")
+        log.error(
+            "alert %s to %s still undelivered after %.0f s and %d attempts%s; still retrying",
+            late.key,
+            late.channel,
+            age,
+            late.attempts,
+            f"; copied to the fallback channel {to}" if copied else "",
+        )
 
     def _send(self, pending: Pending, now: datetime) -> Delivery:
         notifier = self._notifiers.get(pending.channel)

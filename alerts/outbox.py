@@ -1,14 +1,18 @@
 """The alert outbox: persist every notification first, deliver it later, never lose one.
 
-One SQLite file (WAL) holds four tables: ``outbox`` (one row per notification key and
-channel, pending until delivered or given up), ``attempts`` (every delivery attempt),
-``silences`` and ``acks``. The CLI writes silences and acks while the worker runs, which
-SQLite allows across processes. Times are integer microseconds since the epoch (UTC).
+One SQLite file (WAL, fsynced on every commit) holds five tables: ``outbox`` (one row per
+notification key and channel, pending until delivered or given up, or ``unconfigured`` when
+no receiver exists for the channel), ``attempts`` (every delivery attempt), ``silences``,
+``acks`` and ``router`` (the alert router's groups, saved in the same transaction as the
+notifications they produce, so a restart finds both or neither). The CLI writes silences
+and acks while the worker runs, which SQLite allows across processes. Times are integer
+microseconds since the epoch (UTC).
 
-Delivery is at least once per (key, channel), and exactly once unless the process dies
-between a notifier's successful send and `Outbox.record`: that row is still pending after a
-restart and is sent once more. `alerts.deliverer.Deliverer` does the sending; run one per
-outbox file.
+A failing delivery is retried with capped backoff until it is delivered or older than
+``give_up_after`` (then ``failed``, kept visible). Delivery is at least once per (key,
+channel), and exactly once unless the process dies between a notifier's successful send and
+`Outbox.record`: that row is still pending after a restart and is sent once more.
+`alerts.deliverer.Deliverer` does the sending; run one per outbox file.
 """
 
 from __future__ import annotations
@@ -16,21 +20,23 @@ from __future__ import annotations
 import logging
 import random
 import sqlite3
-import uuid
 from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal, cast
 
+from alerts.journal import Journal
 from infra.errors import StoreError
-from infra.sqlite import LockedSqlite, from_micros, micros
+from infra.sqlite import from_micros, micros
 from streams.records import Alert, Delivery, utcnow
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-Status = Literal["pending", "delivered", "failed"]
+SCHEMA_VERSION = 2
+Status = Literal["pending", "delivered", "failed", "unconfigured"]
+# The channel of a notification that had no channel at all to go to.
+NO_CHANNEL = "*"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -78,6 +84,20 @@ CREATE TABLE IF NOT EXISTS acks (
 );
 CREATE INDEX IF NOT EXISTS acks_by_alert ON acks (alert_id, id);
 """
+# Version 2: published (on the alerts topic; rows of version 1 were), late_at (reported
+# late), and the router's state.
+_MIGRATE_2 = """
+ALTER TABLE outbox ADD COLUMN published INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE outbox ADD COLUMN late_at INTEGER;
+CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (created) WHERE published = 0;
+CREATE TABLE IF NOT EXISTS router (
+    part TEXT NOT NULL,
+    ticker TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (part, ticker, rule)
+) WITHOUT ROWID;
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +108,22 @@ class Pending:
     channel: str
     alert: Alert
     attempts: int
+    created: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    """A notification to persist: the alert, its key, and where it goes.
+
+    Attributes:
+        channels: the configured notifiers to deliver it to.
+        unconfigured: channels it should go to that have no receiver: recorded only.
+    """
+
+    alert: Alert
+    key: str
+    channels: tuple[str, ...]
+    unconfigured: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +140,10 @@ class Outcome:
 
     Attributes:
         key: the notification key; state: firing or resolved.
-        status: pending, delivered or failed (gave up after ``max_attempts``).
+        status: pending, delivered, failed (given up: older than ``give_up_after``), or
+            unconfigured (no receiver for the channel: recorded, never sent).
         next_at: the next attempt's time while pending; done_at: when it was delivered or
-            given up.
+            given up; late_at: when it was reported late (still undelivered).
     """
 
     key: str
@@ -117,33 +154,11 @@ class Outcome:
     created: datetime
     next_at: datetime | None
     done_at: datetime | None
+    late_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Silence:
-    """Hold notifications of a ticker and/or rule (None: any) until ``until``."""
-
-    id: str
-    ticker: str | None
-    rule: str | None
-    until: datetime
-    by: str
-    reason: str
-    created: datetime
-
-    def covers(self, ticker: str, rule: str) -> bool:
-        """Whether this silence applies to the group (ticker, rule)."""
-        return self.ticker in (None, ticker) and self.rule in (None, rule)
-
-
-@dataclass(frozen=True, slots=True)
-class Ack:
-    """Someone acknowledged an alert."""
-
-    alert_id: str
-    by: str
-    note: str
-    at: datetime
+# A router state row: (part, ticker, rule, JSON value, or None to delete it).
+StateRow = tuple[str, str, str, str | None]
 
 
 def _attempt(key: str, channel: str, at: int, ok: int, status: int | None, detail: str) -> Attempt:
@@ -154,14 +169,20 @@ def _attempt(key: str, channel: str, at: int, ok: int, status: int | None, detai
     return Attempt(key, delivery)
 
 
-class Outbox(LockedSqlite):
-    """The persistent outbox, silences and acks in one SQLite file; thread-safe.
+def _pending(key: str, channel: str, body: str, attempts: int, created: int) -> Pending:
+    """A pending notification from its row (key, channel, alert, attempts, created)."""
+    return Pending(key, channel, Alert.model_validate_json(body), attempts, from_micros(created))
+
+
+class Outbox(Journal):
+    """The persistent outbox, silences, acks and router state in one SQLite file; thread-safe.
 
     Args:
         path: the database file; it and its folder are created when missing.
         base: the first retry's ceiling in seconds; each failure doubles it.
-        cap: the largest ceiling in seconds.
-        max_attempts: attempts before a notification is marked ``failed``.
+        cap: the largest ceiling in seconds (the longest wait between two tries).
+        give_up_after: seconds after which a notification still failing is marked
+            ``failed`` (kept, and shown, as undeliverable).
         clock: the current time (stamps rows).
         rand: a number in [0, 1) for the full jitter: the delay is ``rand() * ceiling``.
 
@@ -178,16 +199,16 @@ class Outbox(LockedSqlite):
         path: Path,
         *,
         base: float = 2.0,
-        cap: float = 600.0,
-        max_attempts: int = 10,
+        cap: float = 120.0,
+        give_up_after: float = 86_400.0,
         clock: Callable[[], datetime] = utcnow,
         rand: Callable[[], float] = random.random,
     ) -> None:
-        if base <= 0 or cap < base or max_attempts < 1:
-            msg = "outbox needs base > 0, cap >= base and max_attempts >= 1"
+        if base <= 0 or cap < base or give_up_after <= 0:
+            msg = "outbox needs base > 0, cap >= base and give_up_after > 0"
             raise ValueError(msg)
         super().__init__(path)
-        self.base, self.cap, self.max_attempts = base, cap, max_attempts
+        self.base, self.cap, self.give_up_after = base, cap, give_up_after
         self._clock = clock
         self._rand = rand
         try:
@@ -208,23 +229,34 @@ class Outbox(LockedSqlite):
             if problems != ["ok"]:
                 msg = f"alert outbox {self.path}: corrupt: {'; '.join(problems[:3])}"
                 raise StoreError(msg)
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                msg = (
-                    f"alert outbox {self.path}: schema version {version} is newer than "
-                    f"this surveil's ({SCHEMA_VERSION})"
-                )
-                raise StoreError(msg)
             conn.execute("PRAGMA journal_mode=WAL")
-            # FULL: a delivered mark lost to a power cut would mean a second notification.
+            # FULL: a commit is on disk when it returns; a delivered mark lost to a power cut
+            # would mean a second notification, a lost router group a missed one.
             conn.execute("PRAGMA synchronous=FULL")
-            with conn:
-                conn.executescript(_SCHEMA)
+            # IMMEDIATE: the CLI and the worker may open an old file at the same moment.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    msg = (
+                        f"alert outbox {self.path}: schema version {version} is newer than "
+                        f"this surveil's ({SCHEMA_VERSION})"
+                    )
+                    raise StoreError(msg)
+                script = _SCHEMA + (_MIGRATE_2 if version < 2 else "")
+                for statement in filter(None, (s.strip() for s in script.split(";"))):
+                    conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     # -- notifications ------------------------------------------------------------------
 
-    def put(self, alert: Alert, channels: Sequence[str], key: str) -> bool:
+    def put(
+        self, alert: Alert, channels: Sequence[str], key: str, unconfigured: Sequence[str] = ()
+    ) -> bool:
         """Persist a notification for each channel, due at once; False if all were known.
 
         Args:
@@ -232,32 +264,114 @@ class Outbox(LockedSqlite):
             channels: the notifier names to deliver it to.
             key: names the notification, e.g. ``alert_id:state:repeat``; a (key, channel)
                 pair is stored, and so delivered, once.
+            unconfigured: channels without a receiver: stored as ``unconfigured``, not sent.
+        """
+        [added] = self.commit([Put(alert, key, tuple(channels), tuple(unconfigured))])
+        return added
+
+    def commit(self, puts: Sequence[Put], state: Sequence[StateRow] = ()) -> list[bool]:
+        """Persist notifications and router state in one transaction; say which puts were new.
+
+        Either everything is on disk when this returns, or (StoreError) nothing is.
         """
         now = micros(self._clock())
-        body = alert.model_dump_json()
+        added: list[bool] = []
         with self._guard() as conn, conn:
-            added = 0
-            for channel in dict.fromkeys(channels):
-                cursor = conn.execute(
-                    "INSERT OR IGNORE INTO outbox (key, channel, alert_id, state, alert, created,"
-                    " next_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (key, channel, alert.alert_id, alert.state, body, now, now),
-                )
-                added += cursor.rowcount
-        return added > 0
+            for put in puts:
+                body = put.alert.model_dump_json()
+                rows: list[tuple[str, str, int | None]] = [
+                    (c, "pending", None) for c in dict.fromkeys(put.channels)
+                ]
+                rows += [(c, "unconfigured", now) for c in dict.fromkeys(put.unconfigured)]
+                count = 0
+                for channel, status, done_at in rows:
+                    count += conn.execute(
+                        "INSERT OR IGNORE INTO outbox (key, channel, alert_id, state, alert,"
+                        " created, status, next_at, done_at, published)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                        (put.key, channel, put.alert.alert_id, put.alert.state, body, now,
+                         status, now, done_at),
+                    ).rowcount  # fmt: skip
+                added.append(count > 0)
+            for part, ticker, rule, value in state:
+                if value is None:
+                    conn.execute(
+                        "DELETE FROM router WHERE part = ? AND ticker = ? AND rule = ?",
+                        (part, ticker, rule),
+                    )
+                else:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO router (part, ticker, rule, value)"
+                        " VALUES (?, ?, ?, ?)",
+                        (part, ticker, rule, value),
+                    )
+        return added
+
+    def router_state(self) -> list[tuple[str, str, str, str]]:
+        """Return the saved router state rows: (part, ticker, rule, JSON value)."""
+        with self._guard() as conn:
+            rows = conn.execute(
+                "SELECT part, ticker, rule, value FROM router ORDER BY part, ticker, rule"
+            ).fetchall()
+        return [(p, t, r, v) for p, t, r, v in rows]
+
+    def unpublished(self, limit: int = 100) -> list[tuple[str, Alert]]:
+        """Return (key, alert) of notifications not yet on the alerts topic, oldest first."""
+        with self._guard() as conn:
+            rows = conn.execute(
+                "SELECT key, alert FROM outbox WHERE published = 0 GROUP BY key"
+                " ORDER BY min(created), key LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [(key, Alert.model_validate_json(body)) for key, body in rows]
+
+    def mark_published(self, keys: Sequence[str]) -> None:
+        """Note that these notifications are on the alerts topic (the audit trail)."""
+        with self._guard() as conn, conn:
+            conn.executemany(
+                "UPDATE outbox SET published = 1 WHERE key = ? AND published = 0",
+                [(key,) for key in keys],
+            )
 
     def due(self, now: datetime, limit: int = 100) -> list[Pending]:
         """Return pending notifications whose next attempt time has come, oldest first."""
         with self._guard() as conn:
             rows = conn.execute(
-                "SELECT key, channel, alert, attempts FROM outbox"
+                "SELECT key, channel, alert, attempts, created FROM outbox"
                 " WHERE status = 'pending' AND next_at <= ? ORDER BY next_at, created LIMIT ?",
                 (micros(now), limit),
             ).fetchall()
-        return [
-            Pending(key, channel, Alert.model_validate_json(body), n)
-            for key, channel, body, n in rows
-        ]
+        return [_pending(*row) for row in rows]
+
+    def late(self, now: datetime, after: float) -> list[Pending]:
+        """Mark and return pending notifications older than ``after`` seconds not yet marked.
+
+        Each is returned once, so that its lateness is reported (and escalated) once.
+        """
+        cutoff = micros(now - timedelta(seconds=after))
+        with self._guard() as conn, conn:
+            rows = conn.execute(
+                "SELECT key, channel, alert, attempts, created FROM outbox WHERE status ="
+                " 'pending' AND late_at IS NULL AND created <= ? ORDER BY created LIMIT 100",
+                (cutoff,),
+            ).fetchall()
+            conn.executemany(
+                "UPDATE outbox SET late_at = ? WHERE key = ? AND channel = ?",
+                [(micros(now), key, channel) for key, channel, *_ in rows],
+            )
+        return [_pending(*row) for row in rows]
+
+    def reroute(self, pending: Pending, channel: str) -> bool:
+        """Add a copy of a notification for another channel (a fallback); False if it has one."""
+        now = micros(self._clock())
+        with self._guard() as conn, conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO outbox (key, channel, alert_id, state, alert, created,"
+                " next_at, published) VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
+                (pending.key, channel, pending.alert.alert_id, pending.alert.state,
+                 pending.alert.model_dump_json(), now, now),
+            )  # fmt: skip
+        return cursor.rowcount > 0
 
     def delay(self, attempts: int) -> float:
         """Return the wait in seconds after ``attempts`` failed attempts (full jitter)."""
@@ -266,6 +380,9 @@ class Outbox(LockedSqlite):
 
     def record(self, pending: Pending, delivery: Delivery, now: datetime) -> Status:
         """Store an attempt; mark delivered, or schedule the next try, or give up.
+
+        A failing notification is tried again until it is ``give_up_after`` old; the last
+        try is made at that age.
 
         Returns:
             the notification's status afterwards.
@@ -286,7 +403,7 @@ class Outbox(LockedSqlite):
                 ),
             )
             row = conn.execute(
-                "SELECT status, attempts FROM outbox WHERE key = ? AND channel = ?",
+                "SELECT status, attempts, created FROM outbox WHERE key = ? AND channel = ?",
                 (pending.key, pending.channel),
             ).fetchone()
             if row is None:
@@ -297,15 +414,16 @@ class Outbox(LockedSqlite):
             if row[0] != "pending":
                 return cast(Status, row[0])
             attempts = row[1] + 1
+            deadline = from_micros(row[2]) + timedelta(seconds=self.give_up_after)
             status: Status
             if delivery.ok:
                 status, next_at, done_at = "delivered", None, at
-            elif attempts >= self.max_attempts:
+            elif now >= deadline:
                 status, next_at, done_at = "failed", None, at
             else:
                 # a receiver's Retry-After is a floor: trying earlier only meets another 429
                 wait = timedelta(seconds=max(self.delay(attempts), delivery.retry_after or 0.0))
-                status, next_at, done_at = "pending", micros(now + wait), None
+                status, next_at, done_at = "pending", micros(min(now + wait, deadline)), None
             conn.execute(
                 "UPDATE outbox SET status = ?, attempts = ?, next_at = COALESCE(?, next_at),"
                 " done_at = ? WHERE key = ? AND channel = ?",
@@ -333,35 +451,12 @@ class Outbox(LockedSqlite):
             ).fetchall()
         return [(row_id, alert_id, _attempt(*rest)) for row_id, alert_id, *rest in rows]
 
-    def acks_after(self, last_id: int, limit: int = 5_000) -> list[tuple[int, Ack]]:
-        """Return (id, ack) of the acknowledgements after ``last_id``, for the audit copy."""
-        with self._guard() as conn:
-            rows = conn.execute(
-                "SELECT id, alert_id, by, note, at FROM acks WHERE id > ? ORDER BY id LIMIT ?",
-                (last_id, limit),
-            ).fetchall()
-        return [(row_id, Ack(a, by, note, from_micros(at))) for row_id, a, by, note, at in rows]
-
-    def all_silences(self) -> list[tuple[Silence, datetime | None]]:
-        """Return every silence ever set, with when it was ended early (None: not ended)."""
-        with self._guard() as conn:
-            rows = conn.execute(
-                "SELECT id, ticker, rule, until, by, reason, created, removed FROM silences"
-            ).fetchall()
-        return [
-            (
-                Silence(sid, ticker, rule, from_micros(until), by, reason, from_micros(created)),
-                from_micros(removed) if removed is not None else None,
-            )
-            for sid, ticker, rule, until, by, reason, created, removed in rows
-        ]
-
     def deliveries(self, alert_id: str) -> list[Outcome]:
         """Return where each of an alert's notifications stands, per channel."""
         with self._guard() as conn:
             rows = conn.execute(
-                "SELECT key, channel, state, status, attempts, created, next_at, done_at"
-                " FROM outbox WHERE alert_id = ? ORDER BY created, key, channel",
+                "SELECT key, channel, state, status, attempts, created, next_at, done_at,"
+                " late_at FROM outbox WHERE alert_id = ? ORDER BY created, key, channel",
                 (alert_id,),
             ).fetchall()
         return [
@@ -374,8 +469,9 @@ class Outbox(LockedSqlite):
                 created=from_micros(created),
                 next_at=from_micros(next_at) if status == "pending" else None,
                 done_at=None if done_at is None else from_micros(done_at),
+                late_at=None if late_at is None else from_micros(late_at),
             )
-            for key, channel, state, status, attempts, created, next_at, done_at in rows
+            for key, channel, state, status, attempts, created, next_at, done_at, late_at in rows
         ]
 
     def prune(
@@ -418,60 +514,3 @@ class Outbox(LockedSqlite):
             gone = [(sid,) for (sid,) in ended if sid in silences]
             removed += conn.executemany("DELETE FROM silences WHERE id = ?", gone).rowcount
         return removed
-
-    # -- silences and acks --------------------------------------------------------------
-
-    def silence(
-        self, ticker: str | None, rule: str | None, until: datetime, by: str, reason: str
-    ) -> str:
-        """Hold notifications of a ticker and/or rule (None: any) until ``until``; return its id."""
-        silence_id = uuid.uuid4().hex[:12]
-        with self._guard() as conn, conn:
-            conn.execute(
-                "INSERT INTO silences (id, ticker, rule, until, by, reason, created)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (silence_id, ticker, rule, micros(until), by, reason, micros(self._clock())),
-            )
-        return silence_id
-
-    def unsilence(self, silence_id: str) -> bool:
-        """End a silence now; False if there is no such silence in force."""
-        with self._guard() as conn, conn:
-            cursor = conn.execute(
-                "UPDATE silences SET removed = ? WHERE id = ? AND removed IS NULL",
-                (micros(self._clock()), silence_id),
-            )
-        return cursor.rowcount > 0
-
-    def silences(self, now: datetime) -> list[Silence]:
-        """Return the silences in force at ``now``, soonest to end first."""
-        with self._guard() as conn:
-            rows = conn.execute(
-                "SELECT id, ticker, rule, until, by, reason, created FROM silences"
-                " WHERE removed IS NULL AND until > ? ORDER BY until, id",
-                (micros(now),),
-            ).fetchall()
-        return [
-            Silence(sid, ticker, rule, from_micros(until), by, reason, from_micros(created))
-            for sid, ticker, rule, until, by, reason, created in rows
-        ]
-
-    def is_silenced(self, ticker: str, rule: str, now: datetime) -> bool:
-        """Whether a silence in force at ``now`` covers the group (ticker, rule)."""
-        return any(s.covers(ticker, rule) for s in self.silences(now))
-
-    def ack(self, alert_id: str, by: str, note: str = "") -> None:
-        """Record that ``by`` acknowledged the alert."""
-        with self._guard() as conn, conn:
-            conn.execute(
-                "INSERT INTO acks (alert_id, by, note, at) VALUES (?, ?, ?, ?)",
-                (alert_id, by, note, micros(self._clock())),
-            )
-
-    def acks(self, alert_id: str) -> list[Ack]:
-        """Return the acknowledgements of an alert, oldest first."""
-        with self._guard() as conn:
-            rows = conn.execute(
-                "SELECT by, note, at FROM acks WHERE alert_id = ? ORDER BY id", (alert_id,)
-            ).fetchall()
-        return [Ack(alert_id, by, note, from_micros(at)) for by, note, at in rows]

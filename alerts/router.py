@@ -100,6 +100,24 @@ class _Group:
         return stable_id(self.fingerprint, self.started.isoformat())
 
 
+def _group_state(g: _Group) -> dict[str, Any]:
+    return {
+        "ticker": g.ticker,
+        "rule": g.rule,
+        "kind": g.kind,
+        "started": g.started.isoformat(),
+        "since": g.since.isoformat(),
+        "latest": g.latest,
+        "firing": g.firing,
+        "notified_at": g.notified_at.isoformat() if g.notified_at else None,
+        "repeats": g.repeats,
+    }
+
+
+def _source_state(key: tuple[str, str], kind: str, since: datetime) -> dict[str, Any]:
+    return {"ticker": key[0], "rule": key[1], "kind": kind, "since": since.isoformat()}
+
+
 def _dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
@@ -207,11 +225,18 @@ class Router:
         self._sources: dict[tuple[str, str], tuple[str, datetime]] = {}
         # Bounded: a caller that only uses on_decision never drains it.
         self._events: deque[Decision] = deque(maxlen=EVENTS_KEPT)
+        # Groups and sources changed since `changes` last ran: what to save, and only that.
+        self._dirty: set[tuple[str, str]] = set()
 
     # -- input --------------------------------------------------------------------------
 
     def observe(self, cond: Condition, now: datetime) -> None:
-        """Update the condition's group: start, refresh, or resolve an episode."""
+        """Update the condition's group: start, refresh, or resolve an episode.
+
+        A condition seen again (a redelivered document evaluated against an older rule
+        state) goes on the same episode: it is not notified twice.
+        """
+        self._dirty.add(cond.group)
         group = self._groups.get(cond.group)
         if cond.active:
             if group is None:
@@ -263,6 +288,7 @@ class Router:
                     self._decide(now, action, group, state, reason)
                 continue
             group.blocked = ""
+            self._dirty.add(key)
             repeat = group.repeats if group.firing else 0
             alert = self._alert(group, state)
             out.append(Notice(alert, notification_key(alert.alert_id, state, repeat), repeat))
@@ -291,25 +317,23 @@ class Router:
         """Return the router's state as JSON-ready data, for `Router.restore`."""
         return {
             "version": SNAPSHOT_VERSION,
-            "groups": [
-                {
-                    "ticker": g.ticker,
-                    "rule": g.rule,
-                    "kind": g.kind,
-                    "started": g.started.isoformat(),
-                    "since": g.since.isoformat(),
-                    "latest": g.latest,
-                    "firing": g.firing,
-                    "notified_at": g.notified_at.isoformat() if g.notified_at else None,
-                    "repeats": g.repeats,
-                }
-                for g in self._groups.values()
-            ],
-            "sources": [
-                {"ticker": ticker, "rule": rule, "kind": kind, "since": since.isoformat()}
-                for (ticker, rule), (kind, since) in self._sources.items()
-            ],
+            "groups": [_group_state(g) for g in self._groups.values()],
+            "sources": [_source_state(key, *value) for key, value in self._sources.items()],
         }
+
+    def changes(self) -> list[tuple[str, str, str, dict[str, Any] | None]]:
+        """Return what changed since the last call: (part, ticker, rule, state or None if gone).
+
+        ``part`` is ``group`` or ``source``; the states are those of `snapshot`, so saved
+        rows rebuild a snapshot (see `Router.restore`).
+        """
+        out: list[tuple[str, str, str, dict[str, Any] | None]] = []
+        for key in sorted(self._dirty):
+            group, source = self._groups.get(key), self._sources.get(key)
+            out.append(("group", *key, None if group is None else _group_state(group)))
+            out.append(("source", *key, None if source is None else _source_state(key, *source)))
+        self._dirty.clear()
+        return out
 
     @classmethod
     def restore(
@@ -397,6 +421,7 @@ class Router:
         for key, (_, since) in list(self._sources.items()):
             if since < horizon and key not in self._groups:
                 del self._sources[key]
+                self._dirty.add(key)
 
     def _alert(self, group: _Group, state: Literal["firing", "resolved"]) -> Alert:
         n = group.latest

@@ -108,6 +108,27 @@ class Settings(BaseSettings):
         "and ended silences (after copying them to ClickHouse); a notification is not sent "
         "twice within this span.",
     )
+    alert_late_after_s: float = Field(
+        600.0,
+        gt=0,
+        description="A notification still undelivered this long after it fired is reported "
+        "(ERROR log, alerts.delivery_late, 'late' in alerts list) and copied to the fallback "
+        "channel; it is still retried.",
+    )
+    alert_give_up_after_s: float = Field(
+        86_400.0,
+        gt=0,
+        description="Retry a failing notification (at most alert_retry_max_s apart) until "
+        "this old; then it is kept as undeliverable.",
+    )
+    alert_retry_max_s: float = Field(
+        120.0, ge=2, description="Longest wait between two delivery attempts (seconds)."
+    )
+    alert_fallback_channel: str = Field(
+        "",
+        description="Channel (slack or email) that also gets a notification once it is late "
+        "on another channel (empty: none).",
+    )
     alert_slack_bot_token: SecretStr | None = Field(
         None, description="Slack bot token (chat.postMessage) instead of a webhook."
     )

@@ -53,13 +53,23 @@ def build(settings: Settings) -> Pipeline:
     signals.register(pipeline)
     notifiers = _notifiers(settings)
     outbox_path(settings).parent.mkdir(parents=True, exist_ok=True)
-    outbox = Outbox(outbox_path(settings))
-    deliverer = Deliverer(outbox, notifiers, counters=pipeline.counters)
+    outbox = Outbox(
+        outbox_path(settings),
+        cap=settings.alert_retry_max_s,
+        give_up_after=settings.alert_give_up_after_s,
+    )
+    deliverer = Deliverer(
+        outbox,
+        notifiers,
+        counters=pipeline.counters,
+        late_after=settings.alert_late_after_s,
+        fallback=settings.alert_fallback_channel or None,
+    )
     engine = AlertEngine(
         alert_ruleset(settings),
         outbox,
         list(notifiers),
-        settings.state_dir / "alerts" / "router.json",
+        settings.state_dir / "alerts" / "router.json",  # older versions' state, imported once
         pipeline.counters,
         on_put=deliverer.wake,
     )

@@ -6,8 +6,9 @@ server on 127.0.0.1. Each test reads like the desk's experience: what arrives, a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -180,3 +181,84 @@ def test_a_restart_does_not_notify_again(desk: Desk, tmp_path: Path) -> None:
     )
     assert again.flush(T0 + timedelta(minutes=5)) == []
     assert len(desk.posts("FIRING")) == 1
+
+
+def test_a_restart_during_group_wait_notifies_exactly_once(desk: Desk, tmp_path: Path) -> None:
+    assert desk.feed([story(n, n / 60, -0.8) for n in range(5)], T0 + timedelta(seconds=1)) == []
+    # killed 10 s in: a new process opens the same outbox; the documents were acknowledged
+    with Outbox(tmp_path / "outbox.db", base=1.0, cap=5.0) as reopened:
+        again = AlertEngine(desk.engine.ruleset, reopened, ["slack", "email"])
+        assert again.flush(T0 + timedelta(seconds=10)) == []  # still in its group wait
+        [alert] = again.flush(T0 + timedelta(seconds=31))
+        assert again.flush(T0 + timedelta(minutes=5)) == []
+        for _ in range(3):
+            Deliverer(reopened, desk.deliverer._notifiers).run_once(T0 + timedelta(hours=1))
+    assert (alert.state, alert.documents) == ("firing", 5)
+    assert len(desk.posts("FIRING")) == 1 and len(desk.mail.envelopes) == 1
+
+
+def test_a_document_redelivered_against_the_older_rule_state_is_not_notified_twice(
+    desk: Desk, tmp_path: Path
+) -> None:
+    docs = [story(n, n / 60, -0.8) for n in range(5)]
+    before = dict(desk.states)  # the rule state the table still had at the crash
+    desk.feed(docs, T0)  # the router's state was saved, the table's changelog was not
+    with Outbox(tmp_path / "outbox.db", base=1.0, cap=5.0) as reopened:
+        again = AlertEngine(desk.engine.ruleset, reopened, ["slack", "email"])
+        state = before.get("ACME", {})
+        for rec in docs:  # redelivered, from the older state
+            state = again.observe(state, rec, T0 + timedelta(seconds=20))
+        again.persist()
+        [alert] = again.flush(T0 + timedelta(seconds=31))
+        assert again.flush(T0 + timedelta(minutes=30)) == []
+        # and once more after the notification went out
+        state = before.get("ACME", {})
+        for rec in docs:
+            state = again.observe(state, rec, T0 + timedelta(minutes=31))
+        assert again.router.firing() == [("ACME", "slump")]
+        assert again.flush(T0 + timedelta(minutes=32)) == []
+    assert alert.fired_at == T0  # the first process's episode, not a new one
+
+
+def test_the_router_state_of_an_older_version_is_imported_once(desk: Desk, tmp_path: Path) -> None:
+    desk.feed([story(n, n / 60, -0.8) for n in range(5)], T0)
+    legacy = tmp_path / "router.json"
+    legacy.write_text(json.dumps(desk.engine.router.snapshot()), "utf-8")
+    with Outbox(tmp_path / "fresh.db") as fresh:
+        again = AlertEngine(desk.engine.ruleset, fresh, ["slack"], legacy)
+        assert not legacy.exists() and legacy.with_suffix(".json.imported").exists()
+        assert AlertEngine(desk.engine.ruleset, fresh, ["slack"]).router.snapshot()["groups"]
+        [alert] = again.flush(T0 + timedelta(seconds=31))
+    assert alert.ticker == "ACME"
+
+
+ONLY_EMAIL = RuleSet(rules=(replace(SLUMP, channels=("email",)),), route=ROUTE)
+
+
+@pytest.mark.parametrize(
+    ("configured", "rules", "expected"),
+    [
+        ((), RuleSet(rules=(SLUMP,), route=ROUTE), [("*", "unconfigured")]),
+        (("slack",), ONLY_EMAIL, [("email", "unconfigured")]),
+        (("email",), RuleSet(rules=(replace(SLUMP, channels=("pagerduty",)),), route=ROUTE),
+         [("pagerduty", "unconfigured")]),
+    ],
+    ids=["no-receiver-at-all", "email-without-smtp", "unknown-channel"],
+)  # fmt: skip
+def test_an_alert_without_receiver_is_still_recorded(
+    tmp_path: Path,
+    configured: tuple[str, ...],
+    rules: RuleSet,
+    expected: list[tuple[str, str]],
+) -> None:
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        engine = AlertEngine(rules, outbox, configured)
+        state: dict[str, object] = {}
+        for rec in [story(n, n / 60, -0.8) for n in range(5)]:
+            state = engine.observe(state, rec, T0)
+        [alert] = engine.flush(T0 + timedelta(seconds=31))  # published: an alerts row
+        outcomes = [(o.channel, o.status) for o in outbox.deliveries(alert.alert_id)]
+        unpublished = [a.alert_id for _, a in engine.unpublished()]
+        assert outbox.due(T0 + timedelta(days=1)) == []
+    assert outcomes == expected and unpublished == [alert.alert_id]
+    assert engine.counters.get("alerts.no_receiver") == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -11,9 +12,9 @@ from typing import Any
 import pytest
 
 from alerts.deliverer import Deliverer
-from alerts.outbox import Outbox
+from alerts.outbox import Outbox, Put
 from alerts.slack import SlackWebhook
-from infra.errors import StoreError
+from infra.errors import ConfigError, StoreError
 from streams.counters import Counters
 from streams.records import Alert, Delivery
 from surveil.webhook import WebhookReceiver
@@ -77,7 +78,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def outbox(tmp_path: Path, clock: Clock) -> Iterator[Outbox]:
-    with Outbox(tmp_path / "outbox.db", base=1, cap=8, max_attempts=6, clock=clock) as box:
+    with Outbox(tmp_path / "outbox.db", base=1, cap=8, clock=clock) as box:
         yield box
 
 
@@ -108,12 +109,12 @@ def test_a_corrupt_file_is_a_store_error_naming_it(tmp_path: Path):
         Outbox(path)
 
 
-def test_backoff_grows_is_capped_and_gives_up(tmp_path: Path, clock: Clock):
-    box = Outbox(tmp_path / "o.db", base=1, cap=8, max_attempts=6, clock=clock, rand=lambda: 1.0)
+def test_backoff_grows_is_capped_and_gives_up_at_the_age_limit(tmp_path: Path, clock: Clock):
+    box = Outbox(tmp_path / "o.db", base=1, cap=8, give_up_after=60, clock=clock, rand=lambda: 1)
     with box:
         box.put(alert(), ["slack"], KEY)
         waits, statuses = [], []
-        for _ in range(6):
+        while box.due(clock.now):
             [pending] = box.due(clock.now)
             statuses.append(box.record(pending, fail(), clock.now))
             outcome = box.deliveries("a1")[0]
@@ -121,11 +122,12 @@ def test_backoff_grows_is_capped_and_gives_up(tmp_path: Path, clock: Clock):
                 waits.append((outcome.next_at - clock.now).total_seconds())
                 assert box.due(clock.advance(waits[-1] - 0.001)) == []
                 clock.advance(0.001)
-        assert waits == [1, 2, 4, 8, 8]
-        assert statuses == ["pending"] * 5 + ["failed"]
+        assert waits == [1, 2, 4, 8, 8, 8, 8, 8, 8, 5]  # the last try is at the age limit
+        assert statuses == ["pending"] * 10 + ["failed"]
+        assert clock.now == T0 + timedelta(seconds=60)
         assert box.due(clock.advance(3600)) == []
-        assert [a.delivery.ok for a in box.attempts("a1")] == [False] * 6
-        assert box.deliveries("a1")[0].status == "failed"
+        assert [a.delivery.ok for a in box.attempts("a1")] == [False] * 11
+        assert box.deliveries("a1")[0].status == "failed"  # kept: undeliverable, not gone
 
 
 def test_full_jitter_stays_under_the_ceiling(tmp_path: Path):
@@ -248,11 +250,14 @@ def test_a_raising_notifier_is_recorded_and_the_loop_goes_on(outbox: Outbox, clo
     assert counters.get("alerts.delivery_failed") == 2 and counters.get("alerts.delivered") == 2
 
 
-def test_a_channel_without_notifier_is_a_failed_attempt(outbox: Outbox, clock: Clock):
+def test_a_channel_without_notifier_is_a_failed_attempt_and_is_retried(
+    outbox: Outbox, clock: Clock
+):
     outbox.put(alert(), ["email"], KEY)
     Deliverer(outbox, {}, clock).run_once(clock.now)
     [attempt] = outbox.attempts("a1")
     assert (attempt.delivery.ok, attempt.delivery.detail) == (False, "no notifier")
+    assert [o.status for o in outbox.deliveries("a1")] == ["pending"]  # it may come back
 
 
 def test_the_thread_delivers_and_stops(outbox: Outbox, clock: Clock):
@@ -299,3 +304,124 @@ def test_wake_sends_before_the_next_poll(outbox: Outbox, clock: Clock):
         assert done.wait(10)
     finally:
         deliverer.stop()
+
+
+class Outage:
+    """A notifier whose receiver is down (HTTP 500) until ``until``, then delivers."""
+
+    def __init__(self, name: str, clock: Clock, until: datetime) -> None:
+        self.name, self.clock, self.until = name, clock, until
+        self.tries: list[datetime] = []
+        self.sent: list[str] = []
+
+    def send(self, alert: Alert) -> Delivery:
+        self.tries.append(self.clock.now)
+        if self.clock.now < self.until:
+            return Delivery(channel=self.name, ok=False, status=500, detail="down", at=T0)
+        self.sent.append(alert.alert_id)
+        return Delivery(channel=self.name, ok=True, status=200, at=T0)
+
+
+def run_for(deliverer: Deliverer, outbox: Outbox, clock: Clock, seconds: float) -> None:
+    """Run the deliverer at every moment something is due, for ``seconds`` of fake time."""
+    end = clock.now + timedelta(seconds=seconds)
+    while clock.now < end:
+        deliverer.run_once(clock.now)
+        clock.advance(1)
+
+
+def test_a_receiver_down_for_30_minutes_gets_exactly_one_delivery_after(
+    tmp_path: Path, clock: Clock, caplog: pytest.LogCaptureFixture
+):
+    counters = Counters()
+    slack = Outage("slack", clock, until=T0 + timedelta(minutes=30))
+    email = Flaky("email")
+    with Outbox(tmp_path / "o.db", clock=clock) as box:  # the defaults: cap 2 min, 1 day
+        deliverer = Deliverer(
+            box, {"slack": slack, "email": email}, clock, counters=counters, fallback="email"
+        )
+        box.put(alert(), ["slack"], KEY)
+        run_for(deliverer, box, clock, 45 * 60)
+        [to_slack, to_email] = sorted(box.deliveries("a1"), key=lambda o: o.channel != "slack")
+    assert slack.sent == ["a1"] and to_slack.status == "delivered"
+    gaps = [(b - a).total_seconds() for a, b in zip(slack.tries, slack.tries[1:], strict=False)]
+    assert len(slack.tries) > 10 and max(gaps) <= 121  # never given up, never minutes apart
+    assert slack.tries[-1] - slack.until <= timedelta(minutes=2)  # soon after recovery
+    # late after 10 minutes: reported once, loudly, and copied to the fallback channel
+    assert (
+        counters.get("alerts.delivery_late") == 1 and counters.get("alerts.delivery_gave_up") == 0
+    )
+    late = [r for r in caplog.records if "still undelivered" in r.getMessage()]
+    assert [r.levelname for r in late] == ["ERROR"] and "fallback channel email" in late[
+        0
+    ].getMessage()
+    assert email.sent == ["a1"] and to_email.status == "delivered"
+    assert to_slack.late_at == T0 + timedelta(minutes=10)
+
+
+def test_past_the_give_up_age_it_stays_visible_as_undeliverable(tmp_path: Path, clock: Clock):
+    counters = Counters()
+    slack = Outage("slack", clock, until=T0 + timedelta(days=9))
+    with Outbox(tmp_path / "o.db", give_up_after=3600, clock=clock) as box:
+        deliverer = Deliverer(box, {"slack": slack}, clock, counters=counters)
+        box.put(alert(), ["slack"], KEY)
+        run_for(deliverer, box, clock, 2 * 3600)
+        [outcome] = box.deliveries("a1")
+        assert box.due(clock.now) == []
+    assert (outcome.status, outcome.done_at) == ("failed", T0 + timedelta(hours=1))
+    assert counters.get("alerts.delivery_gave_up") == 1 and slack.sent == []
+
+
+def test_a_fallback_channel_that_is_not_configured_is_refused(outbox: Outbox):
+    with pytest.raises(ConfigError, match="'email' is not configured"):
+        Deliverer(outbox, {"slack": Flaky("slack")}, fallback="email")
+
+
+def test_a_notification_without_receiver_is_recorded_never_sent(outbox: Outbox, clock: Clock):
+    assert outbox.put(alert(), [], KEY, unconfigured=["email"]) is True
+    assert outbox.put(alert(), [], KEY, unconfigured=["email"]) is False
+    assert outbox.due(clock.advance(3600)) == []
+    [outcome] = outbox.deliveries("a1")
+    assert (outcome.channel, outcome.status) == ("email", "unconfigured")
+    assert [key for key, _ in outbox.unpublished()] == [KEY]  # still goes to the audit trail
+
+
+def test_notifications_and_router_state_commit_together_and_survive_reopen(
+    tmp_path: Path, clock: Clock
+):
+    with Outbox(tmp_path / "o.db", clock=clock) as box:
+        rows = [("group", "ACME", "slump", '{"n": 1}'), ("source", "ACME", "slump", "{}")]
+        assert box.commit([Put(alert(), KEY, ("slack",))], rows) == [True]
+        box.commit([], [("source", "ACME", "slump", None), ("group", "ACME", "slump", "{}")])
+    with Outbox(tmp_path / "o.db", clock=clock) as box:
+        assert box.router_state() == [("group", "ACME", "slump", "{}")]
+        assert [(k, a.alert_id) for k, a in box.unpublished()] == [(KEY, "a1")]
+        box.mark_published([KEY])
+        assert box.unpublished() == []
+        assert box.put(alert(), ["slack"], KEY) is False
+
+
+def test_a_version_1_outbox_is_upgraded_in_place(tmp_path: Path, clock: Clock):
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(V1_SCHEMA)
+        conn.execute(
+            "INSERT INTO outbox (key, channel, alert_id, state, alert, created, next_at)"
+            " VALUES (?, 'slack', 'a1', 'firing', ?, 0, 0)",
+            (KEY, alert().model_dump_json()),
+        )
+        conn.execute("PRAGMA user_version=1")
+    conn.close()
+    with Outbox(path, clock=clock) as box:
+        assert [p.key for p in box.due(clock.now)] == [KEY]
+        assert box.unpublished() == []  # version 1 published everything it put
+        assert box.router_state() == []
+        assert box.find_alerts("a") == {"a1": ("ACME", "neg_spike")}
+
+
+V1_SCHEMA = """
+CREATE TABLE outbox (key TEXT NOT NULL, channel TEXT NOT NULL, alert_id TEXT NOT NULL,
+    state TEXT NOT NULL, alert TEXT NOT NULL, created INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+    next_at INTEGER NOT NULL, done_at INTEGER, PRIMARY KEY (key, channel)) WITHOUT ROWID;
+"""
