@@ -35,6 +35,45 @@ def _outbox(ctx: click.Context) -> Any:
     return Outbox(path)
 
 
+def _resolve(ctx: click.Context, outbox: Any, prefix: str) -> tuple[str, str, str]:
+    """Resolve an alert id or a prefix of one to exactly one alert: (id, ticker, rule).
+
+    Looks in the outbox and in ClickHouse's ``alerts``; exits 1 with a message when the
+    prefix is empty, matches nothing, or matches more than one alert.
+    """
+    from surveil.api import connect  # noqa: PLC0415
+
+    prefix = prefix.strip()
+    if not prefix:
+        err_console.print("[red]error:[/red] give an alert id, or a unique prefix of one")
+        sys.exit(1)
+    found = outbox.find_alerts(prefix)
+    try:
+        with connect(ctx.obj.settings()) as db:
+            frame = db.sql(
+                "SELECT DISTINCT alert_id, ticker, rule FROM {db}.alerts "
+                "WHERE startsWith(alert_id, {id:String}) ORDER BY alert_id LIMIT 10",
+                {"id": prefix},
+            )
+        for row in _records(frame):
+            found.setdefault(str(row["alert_id"]), (str(row["ticker"]), str(row["rule"])))
+    except SurveilError as exc:  # the outbox alone still knows every recent alert
+        err_console.print(f"warning: looked in the outbox only: {exc}", highlight=False)
+    if not found:
+        err_console.print(f"[red]error:[/red] no alert {markup_escape(prefix)!r}")
+        sys.exit(1)
+    if len(found) > 1:
+        listed = ", ".join(sorted(found)[:5]) + (", ..." if len(found) > 5 else "")
+        err_console.print(
+            f"[red]error:[/red] {markup_escape(prefix)!r} is ambiguous: it begins "
+            f"{len(found)}{'+' if len(found) >= 10 else ''} alerts ({listed}); give more of the id",
+            soft_wrap=True,
+        )
+        sys.exit(1)
+    [(alert_id, (ticker, rule))] = found.items()
+    return alert_id, ticker, rule
+
+
 @click.group("alerts")
 def alerts_group() -> None:
     """The alert audit trail: list and show alerts, acknowledge them, silence tickers/rules."""
@@ -105,34 +144,46 @@ def _delivery_summary(outbox: Any, alert_id: str, state: str) -> str:
     outcomes = [o for o in outbox.deliveries(alert_id) if o.state == state]
     if not outcomes:
         return "-"
-    return ", ".join(f"{o.channel}: {o.status} ({o.attempts})" for o in outcomes)
+    return ", ".join(_outcome(o) for o in outcomes)
+
+
+def _outcome(o: Any) -> str:
+    from alerts.outbox import NO_CHANNEL  # noqa: PLC0415
+
+    if o.status == "unconfigured":
+        return "no receiver configured" + ("" if o.channel == NO_CHANNEL else f" ({o.channel})")
+    if o.status == "failed":
+        return f"{o.channel}: UNDELIVERABLE, gave up ({o.attempts})"
+    if o.status == "pending" and o.late_at is not None:
+        return f"{o.channel}: LATE, retrying ({o.attempts})"
+    return f"{o.channel}: {o.status} ({o.attempts})"
 
 
 @alerts_group.command("show")
 @click.argument("alert_id")
 @click.pass_context
 def alerts_show(ctx: click.Context, alert_id: str) -> None:
-    """Show one alert: its numbers, explanation, evidence, every delivery attempt and ack."""
+    """Show one alert (an id or a unique prefix): numbers, evidence, attempts, acks."""
     from surveil.api import connect  # noqa: PLC0415
 
     try:
+        with _outbox(ctx) as outbox:
+            full_id, _, _ = _resolve(ctx, outbox, alert_id)
+            attempts = outbox.attempts(full_id)
+            acks = outbox.acks(full_id)
+            outcomes = outbox.deliveries(full_id)
         with connect(ctx.obj.settings()) as db:
             frame = db.sql(
                 "SELECT alert_id, state, ticker, rule, severity, fired_at, value, threshold, "
                 "documents, window_start, window_end, explanation, evidence "
-                "FROM {db}.alerts FINAL WHERE startsWith(alert_id, {id:String}) "
+                "FROM {db}.alerts FINAL WHERE alert_id = {id:String} "
                 "ORDER BY fired_at, state",
-                {"id": alert_id},
+                {"id": full_id},
             )
-        if frame.empty:
-            err_console.print(f"no alert {alert_id}")
-            sys.exit(1)
-        full_id = str(_records(frame)[0]["alert_id"])
-        with _outbox(ctx) as outbox:
-            attempts = outbox.attempts(full_id)
-            acks = outbox.acks(full_id)
     except SurveilError as exc:
         _fail(exc)
+    if frame.empty:
+        console.print(f"{full_id}: not in ClickHouse's alerts table yet")
     for row in _records(frame):
         console.print(
             f"[bold]{row['state'].upper()}[/bold] {row['ticker']} {row['rule']} "
@@ -152,6 +203,8 @@ def alerts_show(ctx: click.Context, alert_id: str) -> None:
                 markup=False,
                 soft_wrap=True,
             )
+    for o in outcomes:
+        console.print(f"{o.state} {o.key}: {_outcome(o)}", highlight=False, markup=False)
     console.print("[bold]delivery attempts[/bold]" if attempts else "no delivery attempts")
     for attempt in attempts:
         d = attempt.delivery
@@ -172,18 +225,25 @@ def alerts_show(ctx: click.Context, alert_id: str) -> None:
 @click.option("--note", default="", help="Why, or what was done.")
 @click.pass_context
 def alerts_ack(ctx: click.Context, alert_id: str, by: str | None, note: str) -> None:
-    """Acknowledge an alert (recorded in the audit trail)."""
+    """Acknowledge an alert, by id or a unique prefix (recorded in the audit trail)."""
     try:
         with _outbox(ctx) as outbox:
-            outbox.ack(alert_id, by or getpass.getuser(), note)
+            full_id, ticker, rule = _resolve(ctx, outbox, alert_id)
+            outbox.ack(full_id, by or getpass.getuser(), note)
     except SurveilError as exc:
         _fail(exc)
-    console.print(f"acknowledged {alert_id}")
+    console.print(f"acknowledged {full_id} ({ticker} {rule})", highlight=False)
 
 
 @alerts_group.command("silence")
 @click.option("--ticker", default=None, help="Silence this ticker (default: any).")
 @click.option("--rule", default=None, help="Silence this rule (default: any).")
+@click.option(
+    "--alert",
+    "alert_id",
+    default=None,
+    help="Silence the ticker and rule of this alert (an id or a unique prefix).",
+)
 @click.option("--for", "duration", default="1h", show_default=True, help="How long: 30m, 2h, 1d.")
 @click.option("--reason", required=True, help="Why (kept in the audit trail).")
 @click.option("--by", default=None, help="Who silences (default: the login name).")
@@ -192,6 +252,7 @@ def alerts_silence(
     ctx: click.Context,
     ticker: str | None,
     rule: str | None,
+    alert_id: str | None,
     duration: str,
     reason: str,
     by: str | None,
@@ -199,12 +260,17 @@ def alerts_silence(
     """Hold notifications of a ticker and/or rule for a while; the worker honours it live."""
     from infra.yamlnodes import seconds  # noqa: PLC0415
 
-    if ticker is None and rule is None:
-        msg = "give --ticker, --rule or both (silencing everything is too wide)"
+    if alert_id is not None and (ticker is not None or rule is not None):
+        msg = "give --alert, or --ticker and/or --rule, not both"
+        raise click.UsageError(msg)
+    if ticker is None and rule is None and alert_id is None:
+        msg = "give --ticker, --rule, both, or --alert (silencing everything is too wide)"
         raise click.UsageError(msg)
     try:
         until = datetime.now(UTC) + timedelta(seconds=seconds(duration, "--for"))
         with _outbox(ctx) as outbox:
+            if alert_id is not None:
+                _, ticker, rule = _resolve(ctx, outbox, alert_id)
             silence_id = outbox.silence(ticker, rule, until, by or getpass.getuser(), reason)
     except SurveilError as exc:
         _fail(exc)

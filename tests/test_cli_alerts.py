@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from alerts.audit import prune, sync
 from alerts.outbox import Outbox
@@ -128,3 +128,69 @@ def test_the_outbox_forgets_only_what_clickhouse_already_holds(tmp_path: Path) -
         warehouse.close()
     assert kept == ["2"]
     assert [k[-1] for (k,) in copied] == ["0", "1", "2"]
+
+
+def test_ack_show_and_silence_take_a_unique_id_prefix_or_fail(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, state_dir=tmp_path / "state")  # type: ignore[call-arg]
+    env = {"SURVEIL_STATE_DIR": str(settings.state_dir), "COLUMNS": "200"}
+    first = _alert().model_copy(update={"alert_id": "3f2a9c" + "1" * 26})
+    second = _alert().model_copy(update={"alert_id": "3f2b00" + "2" * 26, "ticker": "OTHR"})
+    warehouse = open_warehouse(settings)
+    try:
+        Store(warehouse).write_alerts([first])  # the second is in the outbox only
+    finally:
+        warehouse.close()
+    with Outbox(outbox_path(settings)) as outbox:
+        outbox.put(second, [], f"{second.alert_id}:firing:0", unconfigured=["email"])
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(cli, ["alerts", *args], env=env)
+
+    acked = run("ack", "3f2a9c", "--by", "ana")
+    assert acked.exit_code == 0 and first.alert_id in acked.output
+    for prefix, says in [("3f2", "ambiguous"), ("zzzz", "no alert 'zzzz'"), ("", "give an")]:
+        for command in (["ack", prefix], ["show", prefix]):
+            failed = run(*command)
+            assert failed.exit_code == 1 and says in failed.stderr, (command, failed.output)
+        failed = run("silence", "--alert", prefix, "--reason", "x")
+        assert failed.exit_code == 1 and says in failed.stderr
+    shown = run("show", "3f2b")
+    assert shown.exit_code == 0 and "no receiver configured (email)" in shown.output
+    silenced = run("silence", "--alert", "3f2b", "--for", "1h", "--reason", "known")
+    assert silenced.exit_code == 0 and "OTHR, slump" in silenced.output
+    with Outbox(outbox_path(settings)) as outbox:
+        assert [a.alert_id for a in outbox.acks(first.alert_id)] == [first.alert_id]
+        assert outbox.acks("3f2a9c") == []  # the full id was stored, not the prefix
+        assert outbox.is_silenced("OTHR", "slump", datetime.now(UTC))
+        assert not outbox.is_silenced("ACME", "slump", datetime.now(UTC))
+
+
+def test_alerts_list_says_late_undeliverable_and_no_receiver(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, state_dir=tmp_path / "state")  # type: ignore[call-arg]
+    env = {"SURVEIL_STATE_DIR": str(settings.state_dir), "COLUMNS": "250"}
+    alerts = [
+        _alert().model_copy(update={"alert_id": f"{n}" * 32, "ticker": ticker})
+        for n, ticker in enumerate(("LATE", "GONE", "NONE"))
+    ]
+    warehouse = open_warehouse(settings)
+    try:
+        Store(warehouse).write_alerts(alerts)
+    finally:
+        warehouse.close()
+    now = datetime.now(UTC)
+    with Outbox(outbox_path(settings), give_up_after=3600) as outbox:
+        outbox.put(alerts[0], ["slack"], f"{alerts[0].alert_id}:firing:0")
+        outbox.put(alerts[1], ["slack"], f"{alerts[1].alert_id}:firing:0")
+        outbox.put(alerts[2], [], f"{alerts[2].alert_id}:firing:0", unconfigured=["*"])
+        outbox.late(now + timedelta(minutes=11), 600)
+        gone = [p for p in outbox.due(now + timedelta(seconds=1)) if p.alert.ticker == "GONE"]
+        down = Delivery(channel="slack", ok=False, status=500, detail="down")
+        outbox.record(gone[0], down, now + timedelta(hours=2))
+    listed = CliRunner().invoke(
+        cli, ["alerts", "list", "--from", "2026-03-01", "--to", "2026-03-03"], env=env
+    )
+    assert listed.exit_code == 0, listed.output
+    rows = {line.split("│")[3].strip(): line for line in listed.output.splitlines() if "│" in line}
+    assert "slack: LATE, retrying (0)" in rows["LATE"]
+    assert "slack: UNDELIVERABLE, gave up (1)" in rows["GONE"]
+    assert "no receiver configured" in rows["NONE"]
