@@ -25,10 +25,13 @@ import asyncio
 import logging
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal, ParamSpec, TypeVar
+
+from faust.streams import _current_event  # Faust has no public setter
 
 from infra.retry import Backoff
 from streams.counters import Counters
@@ -57,18 +60,21 @@ async def batches(stream: Any, size: int, within: float) -> AsyncIterator[list[A
             await stream.ack(event)
 
 
-def each(stream: Any, events: list[Any]) -> Iterator[Any]:
-    """Yield a batch's events, each in turn the stream's current event.
+def each(events: list[Any]) -> Iterator[Any]:
+    """Yield a batch's events, each in turn the current event of this task.
 
     A Faust table write goes to the changelog partition of the current event: without this,
-    every write of a batch would land in the partition of its last event.
+    the table would find none (the batch was taken in another task) or a stale one. Only
+    this task's context changes: the stream's ``current_event`` attribute belongs to the
+    task that fills the batch, and changing it there corrupts the next batch.
     """
+    token = _current_event.set(None)
     try:
         for event in events:
-            stream._set_current_event(event)  # noqa: SLF001 - Faust has no public setter
+            _current_event.set(weakref.ref(event))
             yield event
     finally:
-        stream._set_current_event(None)  # noqa: SLF001
+        _current_event.reset(token)
 
 
 @dataclass

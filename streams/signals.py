@@ -110,7 +110,7 @@ def register(pipeline: Pipeline) -> Any:
     async def signals(stream: Any) -> AsyncIterator[int]:
         async for events in batches(stream, cfg.classify_batch, cfg.classify_within):
             out: list[Signal] = []
-            for event in each(stream, events):
+            for event in each(events):
                 try:
                     rec = Scored.parse(event.value)
                 except DecodeError as err:

@@ -7,8 +7,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from faust.streams import current_event
+
 from models.base import TextScore
 from streams import classify
+from streams.acks import each
 from streams.app import WorkerConfig, create_pipeline
 from streams.records import Document, Rejected, Scored
 
@@ -122,3 +125,13 @@ def test_the_linkers_relevance_wins_over_the_fallback() -> None:
     )
     records = classify.score_documents(FixedModel(), [doc])
     assert [(r.ticker, r.relevance) for r in records] == [("NVDA", 0.8), ("AMD", 0.5)]
+
+
+def test_each_event_of_a_batch_is_current_in_turn_in_this_task_only() -> None:
+    class Event:
+        pass
+
+    events = [Event(), Event(), Event()]
+    seen = [current_event() for _ in each(events)]
+    assert seen == events  # a table write goes to the partition of its own event
+    assert current_event() is None  # and nothing is left behind for the next batch
