@@ -1,9 +1,9 @@
 """The quant queries: sentiment series, documents and alerts as pandas DataFrames.
 
-Every function takes a `Reader` (anything with the `Warehouse.query` signature: the warehouse
-itself, or the running worker's read-only endpoint) and the database name, so the same SQL
-runs whichever way the data is reached. Times are timezone-aware and UTC; ``start`` is
-inclusive, ``end`` exclusive.
+Every function takes a `Reader` (anything with the `Warehouse.query` signature: an
+`infra.db.ReadOnlyReader`, the running worker's read-only endpoint, or the warehouse itself)
+and the database name, so the same SQL runs whichever way the data is reached. Times are
+timezone-aware and UTC; ``start`` is inclusive, ``end`` exclusive.
 
 Point in time: without ``as_of`` a series comes from the per-minute rollup; with it, from
 the raw scores, keeping only rows both scored and ingested at or before ``as_of`` (and
@@ -34,7 +34,9 @@ class Reader(Protocol):
     ) -> tuple[list[str], list[tuple[Any, ...]]]: ...
 
 
-READ_ONLY = {"readonly": 2}  # 2: reads, and settings may still be changed per query
+# For a bare Warehouse (tests, benchmarks): 2 reads and still lets settings change per query.
+# A ReadOnlyReader and the worker's endpoint ignore it: their sessions are readonly=1 already.
+READ_ONLY = {"readonly": 2}
 SERIES_COLUMNS = ["ticker", "bucket", "documents", "mean_score", "negative_share", "weighted_score"]
 
 
