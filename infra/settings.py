@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     app_id: str = Field("surveil", description="Faust app id (consumer group and table prefix).")
     topic_prefix: str = Field("", description="Prefix of every topic name (a namespace).")
     web_port: int = Field(6066, description="Port of the worker's web server on 127.0.0.1.")
+    query_timeout_s: float = Field(
+        120.0, gt=0, description="Seconds one query through surveil.api or the worker may run."
+    )
+    query_max_memory_mb: int = Field(
+        4096, ge=16, description="MiB of memory one query may use (ClickHouse max_memory_usage)."
+    )
+    query_max_rows: int = Field(
+        1_000_000, ge=1, description="Rows one query may return (aggregate, or add a LIMIT)."
+    )
     model: str = Field("lexicon", description="'lexicon' or the path of a trained artifact.")
     artifacts_dir: Path = Field(
         Path("artifacts"), description="Where `surveil train` writes model artifacts."

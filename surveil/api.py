@@ -22,17 +22,18 @@ from typing import Any
 import pandas as pd
 
 from infra import quant
+from infra.db import ReadOnlyReader
 from infra.errors import StoreError
 from infra.quant import READ_ONLY, Reader
 from infra.settings import Settings
-from surveil.endpoint import WorkerReader, dsn_location
+from surveil.endpoint import WorkerReader, dsn_location, query_limits, read_token, token_path
 
 
 class Quant:
     """Read-only access to surveil's ClickHouse data.
 
     Args:
-        reader: runs read-only queries (the warehouse, or the worker's endpoint).
+        reader: runs read-only queries (a `ReadOnlyReader`, or the worker's endpoint).
         close: releases the connection.
         via: how the data is reached, for messages (``chdb``, ``server``, ``worker``).
     """
@@ -110,46 +111,50 @@ def _utc_columns(frame: pd.DataFrame) -> pd.DataFrame:
 def connect(settings: Settings | None = None) -> Quant:
     """Open read-only access to the data the settings point at.
 
-    With a ClickHouse server, a direct connection. With embedded chDB, the folder belongs to
-    the process that writes it: when a worker of this folder and database answers on
-    127.0.0.1:``web_port``, the queries go through its read-only endpoint; otherwise the
-    folder is opened directly.
+    With a ClickHouse server, a read-only connection of its own. With embedded chDB, the
+    folder belongs to the process that writes it: when a worker of this folder and database
+    answers on 127.0.0.1:``web_port`` (and takes the token in ``state_dir``), the queries go
+    through its read-only endpoint; otherwise the folder is opened directly, read-only. Every
+    way, a query is one read statement within the ``query_*`` limits of the settings.
 
     Raises:
         StoreError: the folder is held by another process and no worker endpoint serving it
             answered at ``web_port``; or the server could not be reached.
     """
-    from surveil.runtime import open_warehouse  # noqa: PLC0415 - the CLI's wiring
-
     from_env: dict[str, Any] = {}  # everything from SURVEIL_* variables and .env
     settings = settings or Settings(**from_env)
+    limits = query_limits(settings)
     if not settings.dsn.startswith("chdb:"):
-        warehouse = open_warehouse(settings, migrate=False)
-        return Quant(warehouse, warehouse.close, "server")
-    reader, why_not = _worker_reader(settings)
-    if reader is not None:
-        return Quant(reader, reader.close, "worker")
+        reader = ReadOnlyReader(settings.dsn, settings.clickhouse_database, limits)
+        return Quant(reader, reader.close, "server")
+    worker, why_not = _worker_reader(settings)
+    if worker is not None:
+        return Quant(worker, worker.close, "worker")
     try:
-        warehouse = open_warehouse(settings, migrate=False)
+        reader = ReadOnlyReader(settings.dsn, settings.clickhouse_database, limits)
     except StoreError as exc:
         msg = (
             f"cannot open {dsn_location(settings.dsn)}: another process holds the chDB folder, "
             f"and {why_not} (is the worker running with web_port {settings.web_port}?)"
         )
         raise StoreError(msg) from exc
-    return Quant(warehouse, warehouse.close, "chdb")
+    return Quant(reader, reader.close, "chdb")
 
 
 def _worker_reader(settings: Settings) -> tuple[WorkerReader | None, str]:
     """Return a reader over the worker serving the settings' data, or why there is none."""
     url = f"http://127.0.0.1:{settings.web_port}"
-    reader = WorkerReader(url)
+    path = token_path(settings.state_dir)
+    token = read_token(path)
+    if token is None:
+        return None, f"there is no query token at {path} (a worker writes it when it starts)"
+    reader = WorkerReader(url, token)
     try:
         # A short wait: with no worker the port refuses at once or nothing answers at all.
         served = reader.identity(timeout=2.0)
-    except StoreError:
+    except StoreError as exc:
         reader.close()
-        return None, f"no worker query endpoint was reachable at {url}"
+        return None, str(exc)
     wanted = {"database": settings.clickhouse_database, "dsn_path": dsn_location(settings.dsn)}
     if {key: served.get(key) for key in wanted} != wanted:
         reader.close()

@@ -49,7 +49,7 @@ def build(settings: Settings) -> Pipeline:
     pipeline = create_pipeline(worker_config(settings))
     classify.register(pipeline, classifier)
     store.register(pipeline, store.Store(warehouse))
-    endpoint.register(pipeline, warehouse, settings.dsn)  # quants read while we own chDB
+    endpoint.register(pipeline, warehouse, settings)  # quants read while we own chDB
     signals.register(pipeline)
     notifiers = _notifiers(settings)
     outbox_path(settings).parent.mkdir(parents=True, exist_ok=True)

@@ -144,7 +144,14 @@ def test_raw_sql_still_works_and_stays_read_only(env: dict[str, str]) -> None:
     assert _run(env, "query", "--format", "csv", sql).stdout == "ticker,n\nAAPL,4\nMSFT,1\n"
     assert "AAPL" in _run(env, "query", sql).stdout
     refused = _run(env, "query", "DROP TABLE {db}.scores")
-    assert refused.exit_code == 1 and "readonly" in refused.stderr
+    assert refused.exit_code == 1 and "read-only: DROP is not one of" in refused.stderr
+    hidden = _run(env, "query", "/* a comment */ KILL QUERY WHERE 1")
+    assert hidden.exit_code == 1 and "read-only: KILL is not one of" in hidden.stderr
+    lifted = _run(env, "query", "SELECT 1 SETTINGS readonly = 0")
+    assert lifted.exit_code == 1 and "read-only" in lifted.stderr
+    assert _json(
+        _run(env, "query", "SELECT count() AS n FROM {db}.scores", "--format", "json")
+    ) == [{"n": 5}]  # nothing was dropped
     assert _run(env, "query", "sentimnt", "AAPL").exit_code == 2  # a typo is not SQL
 
 
