@@ -207,9 +207,9 @@ def run(folder: Path, broker: LocalKafka, args: argparse.Namespace) -> dict[str,
     )
     ensure_topics(settings.bootstrap_servers, with_prefix("", ALL_TOPICS), 3)
     docs = documents(args.documents, rng)
-    span = args.documents / args.rate
-    kills = sorted(rng.uniform(0.1, 0.85) * span for _ in range(max(args.kills, 5)))
-    broker_kill = rng.uniform(0.3, 0.7) * span
+    # Kill points by documents published, so every kill falls inside the load.
+    marks = sorted(rng.uniform(0.1, 0.9) * len(docs) for _ in range(max(args.kills, 5)))
+    broker_mark = rng.uniform(0.3, 0.7) * len(docs)
     events: list[str] = []
     with WebhookReceiver() as receiver:
         env = {"SURVEIL_ALERT_SLACK_WEBHOOK": receiver.url}
@@ -220,26 +220,36 @@ def run(folder: Path, broker: LocalKafka, args: argparse.Namespace) -> dict[str,
         publisher = Publisher(settings.bootstrap_servers, docs, args.rate)
         publisher.start()
         t0 = time.monotonic()
+
+        def note(what: str) -> None:
+            events.append(f"{time.monotonic() - t0:6.1f} s  {publisher.sent:5d} sent  {what}")
+
         broker_killed = False
-        for at in kills:
-            while time.monotonic() - t0 < at:
-                if not broker_killed and time.monotonic() - t0 >= broker_kill:
+        for mark in marks:
+            while publisher.sent < mark and publisher.is_alive():
+                if not broker_killed and publisher.sent >= broker_mark:
                     broker_killed = True
                     pid = broker.status().pid
                     if pid is not None:
                         os.kill(pid, signal.SIGKILL)
-                        events.append(f"{time.monotonic() - t0:6.1f} s  kill -9 broker")
+                        note("kill -9 broker")
                         time.sleep(3)
                         broker.start()
-                        events.append(f"{time.monotonic() - t0:6.1f} s  broker back")
+                        note("broker back")
                 time.sleep(0.2)
+            # A random moment of a worker that runs: its web server answers.
+            try:
+                worker.wait_until(lambda s: True, timeout=180)
+            except SurveilError as exc:
+                note(f"worker exited before the kill ({exc})")
+            time.sleep(rng.uniform(0.0, 4.0))
             code = worker.kill()
-            events.append(f"{time.monotonic() - t0:6.1f} s  kill -9 worker (exit {code})")
+            note(f"kill -9 worker (it {'was running' if code == -9 else f'had exited {code}'})")
             n += 1
             worker = WorkerProcess(settings, env, folder / f"worker{n}.log")
             worker.start()
         publisher.join()
-        events.append(f"{time.monotonic() - t0:6.1f} s  load done: {publisher.sent} published")
+        note("load done")
         topics = [DOCS_RAW, DOCS_SCORED, ALERTS]
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
@@ -247,12 +257,12 @@ def run(folder: Path, broker: LocalKafka, args: argparse.Namespace) -> dict[str,
                 n += 1
                 worker = WorkerProcess(settings, env, folder / f"worker{n}.log")
                 worker.start()
-                events.append(f"{time.monotonic() - t0:6.1f} s  worker exited, restarted")
+                note("worker exited, restarted")
             if lag(settings, topics) == 0:
                 break
             time.sleep(2)
         time.sleep(8)  # group wait, the deliverer and the outbox audit copy
-        events.append(f"{time.monotonic() - t0:6.1f} s  caught up; stopping")
+        note("caught up; stopping")
         worker.stop()
         posts = len(receiver.received)
     return reconcile(settings, events, publisher, posts, n)
