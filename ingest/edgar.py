@@ -48,6 +48,7 @@ from ingest.edgar_doc import (
     iso_date,
     item_label,
     lead_item,
+    tag_spans,
 )
 from ingest.safexml import parse_xml, xml_text
 from ingest.text import clean_text, decode, load_json
@@ -67,6 +68,10 @@ _HTML_START = re.compile(r"<!DOCTYPE\s+html|<html\b", re.IGNORECASE)
 _ENTRY_TITLE = re.compile(r"^(.+?) - (.*) \((\d{1,10})\) \(([^()]+)\)$", re.DOTALL)
 _ITEM_LINE = re.compile(r"^Item\s+([0-9][\w.]*):\s*(.*)$", re.MULTILINE)
 _FILED = re.compile(r"Filed:\s*(\d{4}-\d{2}-\d{2})")
+_DIV_END = re.compile(r"</div>")
+_INFO_TAG = re.compile(r'<div class="(infoHead|info)">|</div>')
+_COMPANY = re.compile(r'<span class="companyName">')
+_SPAN_END = re.compile(r"</span>")
 
 
 class EdgarAtomSource(FilingSource):
@@ -256,18 +261,14 @@ class EdgarIndexSource(OneFilingSource):
         if form is None or accession is None:
             reason, msg = "not_a_filing_index", "no form name or accession number on the page"
             raise DecodeError(reason, msg)
-        info = {
-            clean_text(head): clean_text(value)
-            for head, value in re.findall(
-                r'<div class="infoHead">(.*?)</div>\s*<div class="info">(.*?)</div>', page, re.S
-            )
-        }
+        info = _info(page)
         items = [
             (m.group(1), m.group(2).strip()) for m in _ITEM_LINE.finditer(info.get("Items", ""))
         ]
         parties = []
-        for span in re.findall(r'<span class="companyName">(.*?)</span>', page, re.DOTALL):
-            found = re.match(r"(.*?)\s*\(([^()]+)\)\s*CIK:\s*(\d{1,10})", clean_text(span), re.S)
+        for start, end in tag_spans(page, _COMPANY, _SPAN_END):
+            span = clean_text(page[start.end() : end.start()])
+            found = re.match(r"(.*?)\s*\(([^()]+)\)\s*CIK:\s*(\d{1,10})", span, re.S)
             if found:
                 party = {"cik": int(found.group(3)), "name": found.group(1), "role": found.group(2)}
                 parties.append(party)
@@ -309,8 +310,35 @@ class EdgarIndexSource(OneFilingSource):
 
 
 def _div(page: str, attribute: str) -> str:
-    found = re.search(rf"<div {attribute}>(.*?)</div>", page, re.DOTALL)
-    return found.group(1) if found else ""
+    start = re.compile(rf"<div {attribute}>")
+    first = next(tag_spans(page, start, _DIV_END), None)
+    return page[first[0].end() : first[1].start()] if first else ""
+
+
+def _info(page: str) -> dict[str, str]:
+    """Return the ``infoHead: info`` pairs of an index page, in one pass over its div tags."""
+    tags = list(_INFO_TAG.finditer(page))
+    pairs: dict[str, str] = {}
+    at = 0
+    while at < len(tags):
+        head, at = tags[at], at + 1
+        if head.group(1) != "infoHead":
+            continue
+        # The head ends at the next </div>; its value's div must follow with only spaces.
+        close = next((i for i in range(at, len(tags)) if tags[i].group(1) is None), None)
+        if close is None or close + 1 >= len(tags):
+            break
+        value = tags[close + 1]
+        if value.group(1) != "info" or page[tags[close].end() : value.start()].strip():
+            at = close + 1
+            continue
+        end = next((i for i in range(close + 2, len(tags)) if tags[i].group(1) is None), None)
+        if end is None:
+            break
+        text = page[value.end() : tags[end].start()]
+        pairs[clean_text(page[head.end() : tags[close].start()])] = clean_text(text)
+        at = end + 1
+    return pairs
 
 
 class EdgarSubmissionsSource(FilingSource):

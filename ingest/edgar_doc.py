@@ -71,11 +71,13 @@ _ITEM_HEADING = re.compile(
 )
 _COVER_FORM = re.compile(r"^FORM\s+(\d{1,2}-[A-Z]{1,2}(?:/A)?)$", re.MULTILINE)
 _HTML = re.compile(r"<(?:html|body|p|div|table|font)\b", re.IGNORECASE)
-_IX_HEADER = re.compile(r"<ix:header\b.*?</ix:header\s*>", re.IGNORECASE | re.DOTALL)
+_IX_HEADER = re.compile(r"<ix:header\b", re.IGNORECASE)
+_IX_HEADER_END = re.compile(r"</ix:header\s*>", re.IGNORECASE)
+# Bounded: a tag of thousands of characters is no tag, and each bound is a rescan cap.
 _DEI = re.compile(
-    r"<ix:nonNumeric\b[^>]*?name=[\"']dei:(\w+)[\"'][^>]*>(.*?)</ix:nonNumeric\s*>",
-    re.IGNORECASE | re.DOTALL,
+    r"<ix:nonNumeric\b[^>]{0,2000}?name=[\"']dei:(\w+)[\"'][^>]{0,2000}>", re.IGNORECASE
 )
+_DEI_END = re.compile(r"</ix:nonNumeric\s*>", re.IGNORECASE)
 _SGML_HEADER = re.compile(r"<SEC-HEADER>(.*?)(?:</SEC-HEADER>|<DOCUMENT>|\Z)", re.DOTALL)
 _SGML_DOC = re.compile(r"<DOCUMENT>(.*?)(?:</DOCUMENT>|\Z)", re.DOTALL)
 _SGML_TAG = re.compile(r"^<(TYPE|FILENAME|DESCRIPTION)>([^\n<]*)", re.MULTILINE)
@@ -88,6 +90,37 @@ _SGML_ROLES = {
     "ISSUER": "Issuer",
     "REPORTING-OWNER": "Reporting",
 }
+
+
+def tag_spans(
+    text: str, start: re.Pattern[str], end: re.Pattern[str]
+) -> Iterator[tuple[re.Match[str], re.Match[str]]]:
+    """Yield each start tag with the first end tag after it, as ``start.*?end`` would match.
+
+    In one pass over both: the lazy regex rescans the rest of the text for every start tag
+    that is never closed, minutes on a megabyte of unclosed ``<ix:nonNumeric>``.
+    """
+    ends = end.finditer(text)
+    closing = next(ends, None)
+    resume = 0
+    for opening in start.finditer(text):
+        if opening.start() < resume:
+            continue
+        while closing is not None and closing.start() < opening.end():
+            closing = next(ends, None)
+        if closing is None:
+            return
+        yield opening, closing
+        resume = closing.end()
+
+
+def _without(text: str, start: re.Pattern[str], end: re.Pattern[str]) -> str:
+    """Return the text with each start...end element replaced by a space."""
+    parts, kept = [], 0
+    for opening, closing in tag_spans(text, start, end):
+        parts += [text[kept : opening.start()], " "]
+        kept = closing.end()
+    return "".join([*parts, text[kept:]])
 
 
 def eastern(value: str, fmt: str) -> datetime | None:
@@ -295,10 +328,13 @@ class EdgarDocSource(OneFilingSource):
         if doc:
             inner = _SGML_TEXT.search(doc.group(1))
             markup = inner.group(1) if inner else doc.group(1)
-        facts = [(name, clean_text(value, 500)) for name, value in _DEI.findall(markup)]
+        facts = [
+            (start.group(1), clean_text(markup[start.end() : end.start()], 500))
+            for start, end in tag_spans(markup, _DEI, _DEI_END)
+        ]
         dei = {name: value for name, value in reversed(facts) if value}
         symbols = [value for name, value in facts if name == "TradingSymbol"]
-        markup = _IX_HEADER.sub(" ", markup)
+        markup = _without(markup, _IX_HEADER, _IX_HEADER_END)
         if _HTML.search(markup):
             # HTML whitespace means nothing; wrapped headings ("Item 9. Regulation\nFD") join.
             markup = re.sub(r"\s+", " ", markup)

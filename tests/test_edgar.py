@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from ingest.edgar import (
     EdgarIndexSource,
     EdgarSubmissionsSource,
 )
+from ingest.edgar_doc import tag_spans
 from ingest.text import clean_text
 from streams.records import Document, Rejected, stable_id
 
@@ -585,6 +587,43 @@ def test_bad_rows_are_rejected_and_good_rows_kept() -> None:
 def test_submissions_bad_input_gives_one_reject(raw: bytes, reason: str) -> None:
     docs, rejected = parse(EdgarSubmissionsSource("t", "u"), raw)
     assert (docs, [r.reason for r in rejected]) == ([], [reason])
+
+
+@pytest.mark.parametrize(
+    ("make", "unclosed"),
+    [
+        (EdgarDocSource, '<ix:nonNumeric name="dei:DocumentType">'),
+        (EdgarDocSource, "<ix:header>"),
+        (EdgarIndexSource, '<div id="formName">'),
+        (
+            EdgarIndexSource,
+            '<div id="formName">Form 8-K - x:</div><div id="secNum">0000320193-24-000001</div>'
+            + '<span class="companyName">' * 10_000
+            + '<div class="infoHead">',
+        ),
+    ],
+    ids=["ix-fact", "ix-header", "form-name", "company-and-info"],
+)
+def test_a_page_of_unclosed_tags_parses_in_linear_time(make: type[Source], unclosed: str) -> None:
+    # A lazy start(.*?)end regex took minutes on a megabyte of these (quadratic).
+    raw = (unclosed * (300_000 // len(unclosed) + 1)).encode()
+    started = time.monotonic()
+    docs, rejected = parse(make("t", "u"), raw)
+    assert len(docs) + len(rejected) == 1
+    assert time.monotonic() - started < 10
+
+
+SPAN_PARTS = ["<a x>", "<a>", "</a>", "</a >", "<b>", "text", "<", ">", "a", "\n"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(SPAN_PARTS), max_size=40).map("".join))
+def test_tag_spans_match_what_the_lazy_regex_matched(text: str) -> None:
+    start, end = re.compile(r"<a\b[^>]*>"), re.compile(r"</a\s*>")
+    spans = [
+        text[opening.end() : closing.start()] for opening, closing in tag_spans(text, start, end)
+    ]
+    assert spans == re.findall(r"<a\b[^>]*>(.*?)</a\s*>", text, re.DOTALL)
 
 
 # -- Every parser on what none of them should accept ---------------------------------------
