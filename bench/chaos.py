@@ -116,14 +116,10 @@ class Publisher(threading.Thread):
             self.ended_at = time.monotonic()
 
 
-def topic_end(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
-    """The end offset of every partition of a topic."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        return dict(consumer.end_offsets(parts))
-    finally:
-        consumer.close()
+def crash_reason(log: Path) -> str:
+    """The last error a worker logged, e.g. why its agent crashed."""
+    errors = [line for line in log.read_text("utf-8", "replace").splitlines() if "ERROR" in line]
+    return errors[-1][:300] if errors else "no error logged"
 
 
 def lag(settings: Settings, topics: list[str]) -> int:
@@ -240,8 +236,8 @@ def run(folder: Path, broker: LocalKafka, args: argparse.Namespace) -> dict[str,
             # A random moment of a worker that runs: its web server answers.
             try:
                 worker.wait_until(lambda s: True, timeout=180)
-            except SurveilError as exc:
-                note(f"worker exited before the kill ({exc})")
+            except SurveilError:
+                note(f"worker exited before the kill: {crash_reason(worker.log_file)}")
             time.sleep(rng.uniform(0.0, 4.0))
             code = worker.kill()
             note(f"kill -9 worker (it {'was running' if code == -9 else f'had exited {code}'})")
@@ -254,10 +250,10 @@ def run(folder: Path, broker: LocalKafka, args: argparse.Namespace) -> dict[str,
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
             if worker.pid is None:  # it died: the next one carries on
+                note(f"worker exited: {crash_reason(worker.log_file)}")
                 n += 1
                 worker = WorkerProcess(settings, env, folder / f"worker{n}.log")
                 worker.start()
-                note("worker exited, restarted")
             if lag(settings, topics) == 0:
                 break
             time.sleep(2)

@@ -119,7 +119,12 @@ def create_pipeline(config: WorkerConfig) -> Pipeline:
 
     @app.page("/surveil/stats/")
     async def stats(web: Any, request: Any) -> Any:
-        return web.json(pipeline.counters.snapshot())
+        # The stages' states ride along as 0/1 gauges; /surveil/agents/ has their errors.
+        stalled = {
+            f"stage.{name}.stalled": int(stage["state"] == "stalled")
+            for name, stage in pipeline.writes.snapshot().items()
+        }
+        return web.json({**pipeline.counters.snapshot(), **stalled})
 
     @app.page("/surveil/agents/")
     async def agents(web: Any, request: Any) -> Any:

@@ -52,6 +52,7 @@ def _stalled(worker: WorkerProcess) -> None:
         ),
         timeout=180,
     )
+    assert worker.stats()["stage.store_scores.stalled"] == 1
     stages = worker.agents()
     for name in ("store_documents", "store_scores"):
         assert stages[name]["state"] == "stalled"
@@ -103,6 +104,7 @@ def test_clickhouse_refusing_writes_for_a_while_loses_and_duplicates_nothing(
         stats = worker.wait_until(processed(len(docs), len(pairs)), timeout=180)
         assert stats["writes.store_scores.recovered"] >= 1
         assert worker.agents()["store_scores"]["state"] == "running"
+        assert worker.stats()["stage.store_scores.stalled"] == 0
         # Every partition's commit catches up after the stall (none stuck behind a gap).
         deadline = time.monotonic() + 60
         while any(_uncommitted(settings).values()) and time.monotonic() < deadline:
