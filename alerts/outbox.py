@@ -28,6 +28,7 @@ from typing import Literal, cast
 
 from alerts.journal import Journal
 from infra.errors import StoreError
+from infra.retry import Backoff
 from infra.sqlite import from_micros, micros
 from streams.records import Alert, Delivery, utcnow
 
@@ -210,7 +211,7 @@ class Outbox(Journal):
         super().__init__(path)
         self.base, self.cap, self.give_up_after = base, cap, give_up_after
         self._clock = clock
-        self._rand = rand
+        self._backoff = Backoff(base, cap, rand)  # the one retry policy (infra/retry.py)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(path, check_same_thread=False, timeout=10.0)
@@ -373,10 +374,10 @@ class Outbox(Journal):
             )  # fmt: skip
         return cursor.rowcount > 0
 
-    def delay(self, attempts: int) -> float:
-        """Return the wait in seconds after ``attempts`` failed attempts (full jitter)."""
-        ceiling = min(self.cap, self.base * 2.0 ** min(max(attempts - 1, 0), 62))
-        return self._rand() * ceiling
+    def delay(self, attempts: int, retry_after: float | None = None) -> float:
+        """Return the wait in seconds after ``attempts`` failed attempts (full jitter), never
+        shorter than a receiver's ``retry_after``."""
+        return self._backoff.delay(attempts, retry_after)
 
     def record(self, pending: Pending, delivery: Delivery, now: datetime) -> Status:
         """Store an attempt; mark delivered, or schedule the next try, or give up.
@@ -422,7 +423,7 @@ class Outbox(Journal):
                 status, next_at, done_at = "failed", None, at
             else:
                 # a receiver's Retry-After is a floor: trying earlier only meets another 429
-                wait = timedelta(seconds=max(self.delay(attempts), delivery.retry_after or 0.0))
+                wait = timedelta(seconds=self.delay(attempts, delivery.retry_after))
                 status, next_at, done_at = "pending", micros(min(now + wait, deadline)), None
             conn.execute(
                 "UPDATE outbox SET status = ?, attempts = ?, next_at = COALESCE(?, next_at),"
