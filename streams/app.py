@@ -10,6 +10,7 @@ from typing import Any
 import faust
 from mode import CrashingSupervisor
 
+from infra.web import foreign
 from streams.acks import Writes
 from streams.counters import Counters
 from streams.records import Rejected
@@ -119,6 +120,8 @@ def create_pipeline(config: WorkerConfig) -> Pipeline:
 
     @app.page("/surveil/stats/")
     async def stats(web: Any, request: Any) -> Any:
+        if (reason := foreign(request.headers)) is not None:
+            return web.json({"error": reason}, status=403)
         # The stages' states ride along as 0/1 gauges; /surveil/agents/ has their errors.
         stalled = {
             f"stage.{name}.stalled": int(stage["state"] == "stalled")
@@ -128,6 +131,8 @@ def create_pipeline(config: WorkerConfig) -> Pipeline:
 
     @app.page("/surveil/agents/")
     async def agents(web: Any, request: Any) -> Any:
+        if (reason := foreign(request.headers)) is not None:
+            return web.json({"error": reason}, status=403)
         return web.json({"stages": pipeline.writes.snapshot()})
 
     return pipeline

@@ -31,7 +31,6 @@ import hmac
 import json
 import logging
 import os
-import re
 import secrets
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +42,7 @@ import httpx
 
 from infra.db import QueryLimits, ReadOnlyReader, Warehouse, redact
 from infra.errors import ConfigError, DecodeError, StoreError
+from infra.web import foreign
 
 if TYPE_CHECKING:
     from infra.settings import Settings
@@ -175,23 +175,15 @@ def ensure_token(path: Path) -> str:
     return token
 
 
-_LOOPBACK_HOST = r"(?:127\.0\.0\.1|localhost|\[::1\])(?::\d{1,5})?"
-_HOST = re.compile(_LOOPBACK_HOST, re.IGNORECASE)
-_ORIGIN = re.compile(rf"https?://{_LOOPBACK_HOST}", re.IGNORECASE)
-
-
 def check_request(headers: Mapping[str, str], token: str) -> tuple[int, str] | None:
     """Return the status and reason to refuse a request with, or None to serve it.
 
     403: a Host that is not loopback (a DNS-rebound name) or an Origin of another host (a web
-    page). 401: no bearer token or another one, compared in constant time.
+    page), see `infra.web.foreign`. 401: no bearer token or another one, compared in
+    constant time.
     """
-    host = headers.get("Host", "")
-    if not _HOST.fullmatch(host.strip()):
-        return 403, f"Host {host!r} is refused: connect to 127.0.0.1, localhost or [::1]"
-    origin = headers.get("Origin")
-    if origin is not None and not _ORIGIN.fullmatch(origin.strip()):
-        return 403, f"Origin {origin!r} is refused: requests from web pages are not served"
+    if (reason := foreign(headers)) is not None:
+        return 403, reason
     scheme, _, given = headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
         return 401, f"send Authorization: Bearer <the token in the worker's {TOKEN_FILE}>"

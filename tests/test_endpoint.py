@@ -320,6 +320,13 @@ def test_the_endpoint_serves_loopback_hosts_only(running: Running) -> None:
             assert client.get(url, headers={**auth, **headers}).status_code == 403
         for headers in loopback:
             assert client.post(url, json=query, headers={**auth, **headers}).status_code == 200
+        # The counters and stages pages, which need no token, serve loopback hosts only too.
+        for page in ("/surveil/stats/", "/surveil/agents/"):
+            page_url = f"http://127.0.0.1:{port}{page}"
+            for headers in foreign:
+                assert client.get(page_url, headers=headers).status_code == 403, (page, headers)
+            for headers in loopback:
+                assert client.get(page_url, headers=headers).status_code == 200, (page, headers)
 
 
 @pytest.mark.integration
