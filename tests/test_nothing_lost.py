@@ -89,6 +89,23 @@ def _landed(settings: Settings) -> tuple[list[str], list[tuple[str, str]], int]:
     return docs, scores, int(rollup)
 
 
+def _next_worker_finishes(settings: Settings, docs: int, pairs: int, log: Path) -> None:
+    worker = WorkerProcess(settings, {}, log)
+    worker.start()
+    try:
+        worker.wait_until(processed(docs, pairs), timeout=180)
+        assert worker.stop() == 0
+    finally:
+        worker.stop()
+
+
+def _every_row_once(settings: Settings, docs: set[str], pairs: set[tuple[str, str]]) -> None:
+    stored_docs, stored_scores, rollup = _landed(settings)
+    assert sorted(stored_docs) == sorted(docs)  # every document, once
+    assert sorted(stored_scores) == sorted(pairs)  # every score, once
+    assert rollup == len(pairs)  # no insert counted twice in the rollup
+
+
 def test_clickhouse_refusing_writes_for_a_while_loses_and_duplicates_nothing(
     make_settings: Callable[..., Settings], shared_dir: Path, tmp_path: Path
 ) -> None:
@@ -115,10 +132,7 @@ def test_clickhouse_refusing_writes_for_a_while_loses_and_duplicates_nothing(
     finally:
         worker.stop()
 
-    stored_docs, stored_scores, rollup = _landed(settings)
-    assert sorted(stored_docs) == sorted(docs)  # every document, once
-    assert sorted(stored_scores) == sorted(pairs)  # every score, once
-    assert rollup == len(pairs)
+    _every_row_once(settings, docs, pairs)
 
 
 def test_a_worker_killed_while_its_writes_fail_leaves_them_to_the_next(
@@ -135,18 +149,9 @@ def test_a_worker_killed_while_its_writes_fail_leaves_them_to_the_next(
     finally:
         doomed.kill()  # kill -9 while no batch could be written
 
-    worker = WorkerProcess(settings, {}, tmp_path / "worker1.log")
-    worker.start()
-    try:
-        worker.wait_until(processed(len(docs), len(pairs)), timeout=180)
-        assert worker.stop() == 0
-    finally:
-        worker.stop()
+    _next_worker_finishes(settings, len(docs), len(pairs), tmp_path / "worker1.log")
 
-    stored_docs, stored_scores, rollup = _landed(settings)
-    assert sorted(stored_docs) == sorted(docs)
-    assert sorted(stored_scores) == sorted(pairs)
-    assert rollup == len(pairs)
+    _every_row_once(settings, docs, pairs)
 
 
 def test_a_dead_agent_stops_the_worker_with_an_error_and_loses_nothing(
@@ -166,12 +171,5 @@ def test_a_dead_agent_stops_the_worker_with_an_error_and_loses_nothing(
         crashing.kill()
     assert "injected bug in the model" in log.read_text()
 
-    worker = WorkerProcess(settings, {}, tmp_path / "worker1.log")
-    worker.start()
-    try:
-        worker.wait_until(processed(len(docs), len(pairs)), timeout=180)
-        assert worker.stop() == 0
-    finally:
-        worker.stop()
-    _, stored_scores, _ = _landed(settings)
-    assert sorted(stored_scores) == sorted(pairs)  # the batch the dead agent held came back
+    _next_worker_finishes(settings, len(docs), len(pairs), tmp_path / "worker1.log")
+    _every_row_once(settings, docs, pairs)  # the batch the dead agent held came back
