@@ -18,6 +18,12 @@ from infra.errors import DecodeError
 _BLOCK_TAGS = frozenset({"p", "br", "div", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "table"})
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
+# A "<" with another "<" (or the end) before any ">" opens no tag. Linear: each lookahead
+# stops at the next bracket.
+_STRAY_LT = re.compile(r"<(?=[^<>]*(?:<|\Z))")
+_ANY_TAG = re.compile(r"<[^<>]*>")
+# What html.parser shows nothing of; dropped before it, in one pass.
+_HIDDEN = re.compile(r"<!--|<!\[CDATA\[")
 
 # $AAPL, $BRK.B ; NASDAQ:AAPL, (NYSE: IBM)
 _CASHTAG = re.compile(r"(?<![\w$])\$([A-Z]{1,5}(?:\.[A-Z])?)\b")
@@ -150,13 +156,38 @@ def load_json(text: str) -> Any:
         raise DecodeError(reason, msg) from exc
 
 
+def _tags_only(markup: str) -> str:
+    """Return markup whose every ``<`` opens a closed tag: comments and CDATA dropped.
+
+    html.parser rescans the rest of the input for each construct that never closes (a
+    ``<a `` or ``<!--`` without its ``>``), minutes on a few hundred kilobytes of them.
+    """
+    parts, kept = [], 0
+    while (found := _HIDDEN.search(markup, kept)) is not None:
+        parts.append(markup[kept : found.start()])
+        closer = "-->" if found.group(0) == "<!--" else "]]>"
+        end = markup.find(closer, found.end())
+        # An unclosed comment runs to the end, as browsers read it.
+        kept = len(markup) if end < 0 else end + len(closer)
+    parts.append(markup[kept:])
+    return _STRAY_LT.sub("&lt;", "".join(parts))
+
+
+def _strip_tags(markup: str) -> str:
+    return html.unescape(_ANY_TAG.sub(" ", markup))
+
+
 def clean_text(markup: str, limit: int | None = None) -> str:
     """Return the visible text of an HTML fragment, normalised (NFKC) and cut to ``limit``."""
     if "<" in markup:
         parser = _TextExtractor()
-        parser.feed(markup)
-        parser.close()
-        text = "".join(parser.parts)
+        try:
+            parser.feed(_tags_only(markup))
+            parser.close()
+            text = "".join(parser.parts)
+        except AssertionError:
+            # _markupbase asserts on some bad declarations ("<![ x>"): strip tags plainly.
+            text = _strip_tags(markup)
     else:
         text = html.unescape(markup)
     text = unicodedata.normalize("NFKC", text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import unicodedata
 
 import pytest
@@ -160,3 +161,29 @@ def test_load_json_refuses_with_a_reason(text: str, detail: str) -> None:
 
 def test_load_json_keeps_integers_python_reads() -> None:
     assert load_json(f'{{"id": {"9" * 4_300}, "n": -12}}') == {"id": int("9" * 4_300), "n": -12}
+
+
+@pytest.mark.parametrize(
+    "unit", ["<a ", '<b x="', "<!--", "<?", "</", "<![", "<![CDATA["], ids=repr
+)
+def test_clean_text_of_unclosed_markup_is_linear_and_never_raises(unit: str) -> None:
+    # html.parser rescanned the rest for each unclosed construct: 154 s on 100 KB of "<a ";
+    # "<![<![" made _markupbase raise AssertionError.
+    markup = "Kept $AAPL " + unit * (60_000 // len(unit))
+    started = time.monotonic()
+    text = clean_text(markup)
+    assert text.startswith("Kept $AAPL") and time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    ("markup", "text"),
+    [
+        ("a<!-- <b>hidden</b> -->b", "ab"),
+        ("a<![CDATA[<p>x</p>]]>b", "ab"),
+        ("a<!-- never closed <p>x</p>", "a"),
+        ("5 <b>bold</b> < 6 <", "5 bold < 6 <"),
+        ("x<![ y>z", "x z"),
+    ],
+)
+def test_clean_text_comments_cdata_and_stray_brackets(markup: str, text: str) -> None:
+    assert clean_text(markup) == text
