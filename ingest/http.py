@@ -32,6 +32,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from infra.errors import ConfigError, SourceError
+from infra.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -192,14 +193,14 @@ class Fetcher:
         self._timeout = timeout
         self._max_bytes = max_bytes
         self._retries = retries
-        self._backoff = backoff
-        self._backoff_max = backoff_max
         self._retry_after_max = retry_after_max
         self._validators = validators
         self._sleep = sleep
         self._limiter = HostRateLimiter(rate_limits or {}, default_rate, clock=clock, sleep=sleep)
-        # Jitter only spreads retries out; it needs no cryptographic strength.
-        self._random = random.Random()  # noqa: S311
+        # The one retry policy (infra/retry.py). Jitter only spreads retries out; it needs
+        # no cryptographic strength.
+        jitter = random.Random().random  # noqa: S311
+        self._policy = Backoff(backoff, max(backoff, backoff_max), jitter)
         # Redirects are followed by hand (see _send) so that every hop passes the rate
         # limit and the SEC User-Agent check.
         self._client = httpx.Client(
@@ -356,8 +357,7 @@ class Fetcher:
         )
 
     def _backoff_delay(self, attempt: int) -> float:
-        bound = min(self._backoff_max, self._backoff * 2 ** (attempt - 1))
-        return self._random.uniform(0.0, bound)
+        return self._policy.delay(attempt)
 
     def _retry_delay(self, url: str, response: httpx.Response, attempt: int) -> float:
         """Return how long to wait before retrying a 429 or 5xx response.
