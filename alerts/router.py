@@ -264,7 +264,9 @@ class Router:
             return
         group.firing = False
         group.blocked = ""
-        group.latest = _numbers(cond)
+        # Cleared at the router's now, the clock fired_at (group.since) is read on; kept in
+        # latest so a snapshot carries it and a return to firing drops it.
+        group.latest = {**_numbers(cond), "resolved_at": now.astimezone(UTC).isoformat()}
 
     # -- output -------------------------------------------------------------------------
 
@@ -445,6 +447,7 @@ class Router:
             model_version=n["model_version"],
             sources=tuple(n["sources"]),
             trigger_published_at=_dt(n["trigger_published_at"]),
+            resolved_at=_dt(n.get("resolved_at")) if state == "resolved" else None,
         )
 
     def _decide(

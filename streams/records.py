@@ -177,6 +177,10 @@ class Alert(Record):
     model_version: str = ""
     sources: tuple[str, ...] = ()
     trigger_published_at: AwareDatetime | None = None
+    resolved_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the condition cleared, on the clock of fired_at; None while firing.",
+    )
 
 
 class Rejected(Record):
