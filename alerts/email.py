@@ -6,12 +6,12 @@ import html
 import logging
 import smtplib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate
 from ssl import SSLContext, create_default_context
 
-from alerts.slack import headline, latency, web_url
+from alerts.slack import headline, latency, span, stamp, web_url
 from streams.records import Alert, Delivery, DocRef, utcnow
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,11 @@ def _numbers(alert: Alert, now: datetime) -> list[tuple[str, str]]:
     rows += [
         ("Threshold", f"{alert.threshold:+.3f}"),
         ("Documents", str(alert.documents)),
-        ("Window", f"{alert.window_start:%Y-%m-%d %H:%M} to {alert.window_end:%H:%M} UTC"),
-        ("Fired", f"{alert.fired_at:%Y-%m-%d %H:%M:%S} UTC"),
+        ("Window", span(alert.window_start, alert.window_end)),
+        ("Fired", stamp(alert.fired_at)),
     ]
+    if alert.resolved_at is not None:
+        rows.append(("Resolved", stamp(alert.resolved_at)))
     lag = latency(alert, now)
     if lag is not None:
         rows.append(("Published to alert", lag))
@@ -45,7 +47,8 @@ def _numbers(alert: Alert, now: datetime) -> list[tuple[str, str]]:
 
 
 def _doc_line(doc: DocRef) -> str:
-    return f"{doc.source} · {doc.published_at:%Y-%m-%d %H:%M} UTC · score {doc.score:+.2f}"
+    published = doc.published_at.astimezone(UTC)
+    return f"{doc.source} · {published:%Y-%m-%d %H:%M} UTC · score {doc.score:+.2f}"
 
 
 def plain_body(alert: Alert, now: datetime | None = None) -> str:

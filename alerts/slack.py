@@ -1,14 +1,15 @@
 """Slack: a Block Kit message with a plain `text` fallback, by incoming webhook or bot token.
 
-Untrusted text (document titles, explanations, sources) reaches Slack in one of two ways:
+Untrusted text (document titles, explanations, sources) reaches Slack only in
+``plain_text`` objects, which Slack never formats, links or turns into mentions, and in the
+top-level ``text`` fallback, sent with ``"mrkdwn": false``. In both only ``&``, ``<`` and
+``>`` are escaped, as Slack asks of every text field, so what people copy out of Slack is
+what the source said. The only ``mrkdwn`` objects are ours: the numbers, and each document's
+link, whose label is the URL's host name.
 
-- in ``plain_text`` objects (the header, the explanation, the context line), which Slack
-  never formats, links or turns into mentions; only ``&``, ``<`` and ``>`` are escaped,
-  as Slack asks of every text field;
-- in ``mrkdwn`` objects only where a link is needed (the evidence list) and in the
-  top-level ``text`` fallback, through `inert`: escaped, with ``verbatim`` set so bare
-  URLs and ``#channels`` are not auto-linked, and the formatting markers ``* _ ~ ` >``
-  swapped for look-alikes, since Slack's mrkdwn has no escape character.
+Every payload stays within Block Kit's limits (`MAX_BLOCKS`, `MAX_HEADER`, `MAX_SECTION`,
+`MAX_CONTEXT`, `MAX_URL`, `MAX_MESSAGE`): long text is cut with "…", a URL too long to link
+loses its fragment or its link, and evidence that does not fit is counted as "+N more".
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -31,11 +33,18 @@ from streams.records import Alert, Delivery, DocRef, utcnow
 log = logging.getLogger(__name__)
 
 MAX_BLOCKS = 50
+MAX_HEADER = 150
+MAX_SECTION = 3_000
+MAX_CONTEXT = 2_000
+MAX_URL = 1_000
+# Slack documents 3,000 per section but refuses or cuts whole messages well before 50 of
+# them: about 13k characters of text in practice. Counted over every text and link URL.
+MAX_MESSAGE = 12_000
+MAX_TITLE = 300
+MAX_SOURCE = 100
 _RETRIABLE = frozenset({429, 500, 502, 503, 504})
-# Look-alikes Slack does not read as markup (the set jsx-slack uses in link labels).
-_LOOKALIKES = str.maketrans("*_~`＊＿｀", "∗ˍ∼ˋ﹡⸏ˋ")
-_QUOTE = re.compile(r"^(&gt;|＞)", re.MULTILINE)
 _SPACE = re.compile(r"\s+")
+_HOST = re.compile(r"^[a-z0-9.-]{1,253}$")
 
 
 def _line(text: str) -> str:
@@ -45,12 +54,6 @@ def _line(text: str) -> str:
 def escape(text: str) -> str:
     """Escape Slack's control characters so posted text cannot mention or link anyone."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def inert(text: str) -> str:
-    """Escape text for mrkdwn and swap its formatting markers for look-alikes."""
-    # A soft hyphen before a leading '>' keeps the line from turning into a quote.
-    return _QUOTE.sub("\u00ad\\1", escape(text).translate(_LOOKALIKES))
 
 
 def duration(seconds: float) -> str:
@@ -85,22 +88,42 @@ def headline(alert: Alert) -> str:
     return _line(f"[{verb}] {alert.ticker} {alert.rule} ({alert.severity})")
 
 
+def stamp(at: datetime) -> str:
+    """Render a moment in UTC to the second: "2026-03-02 13:00:00 UTC"."""
+    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def span(start: datetime, end: datetime) -> str:
+    """Render a window in UTC, with the end's date when it differs from the start's.
+
+    "2026-03-02 12:00 to 13:00 UTC", "2026-03-01 14:10 to 2026-03-02 14:10 UTC".
+    """
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    until = f"{end:%H:%M}" if end.date() == start.date() else f"{end:%Y-%m-%d %H:%M}"
+    return f"{start:%Y-%m-%d %H:%M} to {until} UTC"
+
+
 def web_url(url: str) -> str | None:
     """Return the URL when it is http(s), else None (no javascript:, file: or mailto:)."""
     return url if url.startswith(("http://", "https://")) else None
 
 
-def _fit(text: str, limit: int, render: Callable[[str], str] = escape) -> str:
-    """Render text, cutting the source until the rendered form fits within limit characters."""
-    out = render(text)
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
+def _fit(text: str, limit: int) -> str:
+    """Escape text, cutting the source until the escaped form fits within limit characters."""
+    out = escape(text)
     while len(out) > limit:
+        # Cut the source, never the escaped form, so no entity is left half written.
         text = text[: max(0, len(text) - (len(out) - limit) - 1)]
-        out = render(text + "…")
+        out = escape(text + "…")
     return out
 
 
-def _plain(text: str, limit: int = 3_000) -> dict[str, Any]:
-    return {"type": "plain_text", "text": _fit(text, limit), "emoji": False}
+def _plain(text: str, limit: int = MAX_SECTION) -> dict[str, Any]:
+    return {"type": "plain_text", "text": _fit(text, limit) or "-", "emoji": False}
 
 
 def _mrkdwn(text: str) -> dict[str, Any]:
@@ -114,22 +137,50 @@ def _numbers(alert: Alert) -> list[str]:
     numbers += [
         f"*Threshold*\n{alert.threshold:+.3f}",
         f"*Documents*\n{alert.documents}",
-        f"*Window*\n{alert.window_start:%Y-%m-%d %H:%M} to {alert.window_end:%H:%M} UTC",
+        f"*Window*\n{span(alert.window_start, alert.window_end)}",
     ]
+    if alert.resolved_at is not None:
+        numbers.append(f"*Resolved*\n{stamp(alert.resolved_at)}")
     return numbers
 
 
-def _evidence(doc: DocRef) -> dict[str, Any]:
-    title = _fit(_line(doc.title or doc.doc_id), 600, inert)
-    url = web_url(doc.url)
-    # '|' would end the link target early; the URL is otherwise only escaped.
-    link = f"<{escape(url).replace('|', '%7C')}|{title}>" if url else title
-    meta = f"{_fit(_line(doc.source), 300, inert)} · {doc.published_at:%Y-%m-%d %H:%M} UTC"
-    return {"type": "section", "text": _mrkdwn(f"{link}\n{meta} · score {doc.score:+.2f}")}
+def link_url(url: str) -> str | None:
+    """Return a web URL short enough to link (without its fragment if need be), else None."""
+    if web_url(url) is None:
+        return None
+    if len(url) > MAX_URL:
+        url = url.partition("#")[0]  # the fragment never reaches the server
+    return url if len(url) <= MAX_URL else None
+
+
+def _evidence(doc: DocRef) -> list[dict[str, Any]]:
+    """Two blocks per document: its title, then its link and where and when it came out."""
+    title = _line(doc.title) or _line(doc.doc_id) or "(untitled)"
+    source = _cut(_line(doc.source), MAX_SOURCE)
+    meta = (
+        f"{source} · {doc.published_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC · score {doc.score:+.2f}"
+    )
+    elements = []
+    url = link_url(doc.url)
+    if url is not None:
+        host = (urlsplit(url).hostname or "").removeprefix("www.")
+        # The label is ours (a host name of plain characters), so mrkdwn cannot misread it.
+        label = host if _HOST.match(host) else "link"
+        # '|' would end the link target early; the URL is otherwise only escaped.
+        elements.append(_mrkdwn(f"<{escape(url).replace('|', '%7C')}|{label}>"))
+    elif web_url(doc.url) is not None:
+        meta += f" · link left out: {len(doc.url):,} characters"
+    elements.append(_plain(meta, MAX_CONTEXT))
+    return [
+        {"type": "section", "text": _plain(title, MAX_TITLE)},
+        {"type": "context", "elements": elements},
+    ]
 
 
 def _context(alert: Alert, now: datetime | None) -> str:
-    parts = [f"alert {alert.alert_id}", f"fired {alert.fired_at:%Y-%m-%d %H:%M:%S} UTC"]
+    parts = [f"alert {alert.alert_id}", f"fired {stamp(alert.fired_at)}"]
+    if alert.resolved_at is not None:
+        parts.append(f"resolved {stamp(alert.resolved_at)}")
     if alert.sources:
         parts.append("sources: " + ", ".join(alert.sources))
     if alert.model_version:
@@ -149,13 +200,32 @@ def fallback(alert: Alert, now: datetime | None = None) -> str:
     z = f" (z {alert.zscore:+.2f})" if alert.zscore is not None else ""
     lag = latency(alert, now)
     lag = f"; published to alert {lag}" if lag is not None else ""
-    summary = escape(
+    cleared = f"; resolved {stamp(alert.resolved_at)}" if alert.resolved_at is not None else ""
+    summary = _fit(
         f"{headline(alert)}: score {alert.value:+.3f}{z} vs threshold {alert.threshold:+.3f} "
-        f"over {alert.documents} documents{lag}"
+        f"over {alert.documents} documents{lag}{cleared}",
+        MAX_CONTEXT,
     )
-    # The rule and ticker are our own names; only the explanation can carry markup.
     explanation = _line(alert.explanation)
-    return f"{summary}. {_fit(explanation, 2_000, inert)}" if explanation else summary
+    return f"{summary}. {_fit(explanation, MAX_CONTEXT)}" if explanation else summary
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every text and URL in a block, however deep."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in ("text", "url") and isinstance(item, str):
+                yield item
+            else:
+                yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def size(blocks: list[dict[str, Any]]) -> int:
+    """Return the characters of text and link URLs in blocks, the measure `MAX_MESSAGE` caps."""
+    return sum(len(text) for text in _strings(blocks))
 
 
 def message(alert: Alert, *, now: datetime | None = None, top: int = 10) -> dict[str, Any]:
@@ -163,25 +233,33 @@ def message(alert: Alert, *, now: datetime | None = None, top: int = 10) -> dict
 
     Args:
         now: when the alert is sent, for the latency; the current time by default.
-        top: most evidence documents linked; the message also stays within 50 blocks.
+        top: most evidence documents shown; fewer when they would not fit in the
+            message's 50 blocks or `MAX_MESSAGE` characters, the rest counted.
     """
     now = now or utcnow()
     head: list[dict[str, Any]] = [
-        {"type": "header", "text": _plain(headline(alert), 150)},
+        {"type": "header", "text": _plain(headline(alert), MAX_HEADER)},
         {"type": "section", "fields": [_mrkdwn(f) for f in _numbers(alert)]},
     ]
     if alert.explanation.strip():
         head.append({"type": "section", "text": _plain(alert.explanation)})
-    tail = [{"type": "context", "elements": [_plain(_context(alert, now), 2_000)]}]
-    room = MAX_BLOCKS - len(head) - len(tail)
-    shown = min(len(alert.evidence), max(0, top))
-    if shown < len(alert.evidence) or shown > room:
-        shown = min(shown, room - 1)  # one block says how many were left out
-    body = [_evidence(doc) for doc in alert.evidence[:shown]]
-    if shown < len(alert.evidence):
-        more = f"+{len(alert.evidence) - shown} more documents"
-        body.append({"type": "context", "elements": [_plain(more)]})
-    return {"text": fallback(alert, now), "blocks": [*head, *body, *tail]}
+    tail = [{"type": "context", "elements": [_plain(_context(alert, now), MAX_CONTEXT)]}]
+    # Each document takes two blocks; one more says how many were left out.
+    room = (MAX_BLOCKS - len(head) - len(tail) - 1) // 2
+    docs = [_evidence(doc) for doc in alert.evidence[: max(0, min(top, room))]]
+
+    def more() -> list[dict[str, Any]]:
+        left = len(alert.evidence) - len(docs)
+        text = f"+{left} more documents"
+        return [{"type": "context", "elements": [_plain(text)]}] if left else []
+
+    def body() -> list[dict[str, Any]]:
+        return [block for pair in docs for block in pair] + more()
+
+    while docs and size([*head, *body(), *tail]) > MAX_MESSAGE:
+        docs.pop()
+    blocks = [*head, *body(), *tail]
+    return {"text": fallback(alert, now), "mrkdwn": False, "blocks": blocks}
 
 
 @dataclass(frozen=True)

@@ -293,3 +293,29 @@ def test_unreachable_server_is_a_failed_delivery() -> None:
 def test_credentials_need_tls() -> None:
     with pytest.raises(ValueError, match="starttls"):
         SmtpNotifier("127.0.0.1", 25, SENDER, TO, username=LOGIN[0], password=LOGIN[1])
+
+
+def test_the_window_shows_both_dates_when_they_differ() -> None:
+    day = alert(window_start=T0 - timedelta(days=1))
+    msg = build(day, SENDER, TO, now=T0)
+    plain, markup = msg.get_body(("plain",)), msg.get_body(("html",))
+    assert plain is not None and markup is not None
+    window = "2026-03-01 13:00 to 2026-03-02 13:00 UTC"
+    assert f"Window: {window}\n" in plain.get_content()
+    assert f'<th align="left">Window</th><td>{window}</td>' in markup.get_content()
+    assert "Window: 2026-03-02 12:00 to 13:00 UTC\n" in plain_body(alert(), now=T0)
+
+
+def test_a_resolved_mail_says_when_the_condition_cleared() -> None:
+    cleared = T0 + timedelta(minutes=7, seconds=30)
+    msg = build(alert(state="resolved", resolved_at=cleared), SENDER, TO, now=cleared)
+    assert msg["Subject"] == "[RESOLVED] AAPL mean_score_below (critical)"
+    plain, markup = msg.get_body(("plain",)), msg.get_body(("html",))
+    assert plain is not None and markup is not None
+    assert "Fired: 2026-03-02 13:00:00 UTC\nResolved: 2026-03-02 13:07:30 UTC\n" in (
+        plain.get_content()
+    )
+    assert '<th align="left">Resolved</th><td>2026-03-02 13:07:30 UTC</td>' in (
+        markup.get_content()
+    )
+    assert "Resolved" not in plain_body(alert(), now=T0)
