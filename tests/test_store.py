@@ -139,3 +139,35 @@ def test_retention_is_a_ttl_that_can_be_lifted(warehouse: Warehouse) -> None:
     assert all(ttl(t) for t in ("documents", "scores", "sentiment_1m"))
     warehouse.set_retention(0)
     assert not any(ttl(t) for t in ("documents", "scores", "sentiment_1m"))
+
+
+def test_a_resolved_row_keeps_when_the_condition_cleared(warehouse: Warehouse) -> None:
+    firing = Alert(
+        alert_id="a1",
+        fingerprint="f1",
+        rule="mean_score_below",
+        severity="warning",
+        ticker="CNTS",
+        fired_at=T0,
+        value=-0.5,
+        threshold=-0.3,
+        window_start=T0,
+        window_end=T0,
+        documents=3,
+        explanation="x",
+        state="firing",
+    )
+    cleared = T0 + timedelta(minutes=4, milliseconds=250)
+    resolved = firing.model_copy(update={"state": "resolved", "resolved_at": cleared})
+    assert Store(warehouse).write_alerts([firing, resolved]) == 2
+    rows = warehouse.rows("SELECT state, resolved_at FROM {db}.alerts ORDER BY state")
+    assert [(state, at and at.replace(tzinfo=None)) for state, at in rows] == [
+        ("firing", None),
+        ("resolved", cleared.replace(tzinfo=None)),
+    ]
+    column = warehouse.rows(
+        "SELECT type FROM system.columns WHERE database = {db:String} "
+        "AND table = 'alerts' AND name = 'resolved_at'",
+        {"db": warehouse.database},
+    )
+    assert column == [("Nullable(DateTime64(3, 'UTC'))",)]
