@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from infra.broker import LocalKafka, free_port
+from infra.db import MIGRATIONS_DIR
 from infra.errors import ConfigError
 from infra.quant import parse_freq, sentiment
 from infra.settings import Settings
@@ -228,3 +229,100 @@ def test_replay_and_runs_from_the_command_line(live: Live) -> None:
     assert same.exit_code == 0 and ": 0 differ" in same.output
     missing = CliRunner().invoke(cli, ["runs", "diff", "cli_a", "nope"], env=env)
     assert missing.exit_code == 1 and "no run nope" in missing.output
+
+
+def _score(doc: str, ticker: str, at: datetime, score: float, model: str) -> list[Any]:
+    label = "negative" if score < 0 else "positive"
+    return [doc, ticker, "news", "s", at, at, label, max(0.0, -score), 0.5, max(0.0, score),
+            score, "none", 0.0, 1.0, model, at, at]  # fmt: skip
+
+
+def _by_model(warehouse: Any) -> list[tuple[Any, ...]]:
+    return sorted(
+        warehouse.rows(
+            "SELECT ticker, model_version, sum(documents), round(sum(score_sum), 4) "
+            "FROM {db}.sentiment_1m_by_model GROUP BY ticker, model_version"
+        )
+    )
+
+
+def test_migration_005_backfills_the_rollup_by_model_and_the_view_keeps_it(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(_env_file=None, state_dir=tmp_path / "state")  # type: ignore[call-arg]
+    before = tmp_path / "migrations"
+    before.mkdir()
+    for migration in sorted(MIGRATIONS_DIR.glob("00[1-3]_*.sql")):
+        (before / migration.name).write_text(migration.read_text("utf-8"), "utf-8")
+    t0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+    warehouse = open_warehouse(settings, migrate=False)
+    try:
+        warehouse.migrate(before)  # a database from before 005, with data in it
+        old = [_score(f"d{i}", "AAPL", t0 + timedelta(minutes=i), 0.5, "m1") for i in range(3)]
+        old.append(_score("d9", "AAPL", t0, -0.25, "m2"))
+        warehouse.insert("scores", old, [*SCORE_COLUMNS, "ingested_at"])
+        assert "005_rollups_by_model" in warehouse.migrate()
+        assert _by_model(warehouse) == [("AAPL", "m1", 3, 1.5), ("AAPL", "m2", 1, -0.25)]
+        new = [_score("d10", "AAPL", t0, 0.25, "m2"), _score("d1", "MSFT", t0, 0.75, "m1")]
+        warehouse.insert("scores", new, [*SCORE_COLUMNS, "ingested_at"])
+        assert _by_model(warehouse) == [
+            ("AAPL", "m1", 3, 1.5),
+            ("AAPL", "m2", 2, 0.0),
+            ("MSFT", "m1", 1, 0.75),
+        ]
+        # The all-models rollup is unchanged: what retention, replays and diffs read.
+        assert sorted(
+            warehouse.rows("SELECT ticker, sum(documents) FROM {db}.sentiment_1m GROUP BY ticker")
+        ) == [("AAPL", 5), ("MSFT", 1)]
+    finally:
+        warehouse.close()
+
+
+class Recorder:
+    """A reader that runs every query on the warehouse and keeps the last one."""
+
+    def __init__(self, warehouse: Any) -> None:
+        self.warehouse = warehouse
+        self.last: tuple[str, dict[str, Any] | None] = ("", None)
+
+    def query(
+        self, sql: str, parameters: dict[str, Any] | None = None, settings: Any = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        self.last = (sql, parameters)
+        result: tuple[list[str], list[tuple[Any, ...]]] = self.warehouse.query(
+            sql, parameters, settings
+        )
+        return result
+
+
+def _granules(warehouse: Any, sql: str, parameters: dict[str, Any] | None) -> list[str]:
+    """Return the 'read/total' granules of each table read, from EXPLAIN indexes = 1."""
+    _, rows = warehouse.query("EXPLAIN indexes = 1 " + sql, parameters)
+    lines = [str(r[0]).strip() for r in rows]
+    # The PrimaryKey index of each table read says 'Granules: read/total'.
+    return [g.removeprefix("Granules: ") for g in lines if g.startswith("Granules: ") and "/" in g]
+
+
+def test_a_range_query_reads_only_the_granules_of_its_range(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, state_dir=tmp_path / "state")  # type: ignore[call-arg]
+    warehouse = open_warehouse(settings)
+    try:
+        # 10 tickers, 2 models, 10,000 minutes each: 200,000 rows, about 25 granules.
+        warehouse.command(
+            "INSERT INTO {db}.sentiment_1m_by_model SELECT concat('T', toString(number % 10)), "
+            "if(intDiv(number, 10) % 2 = 0, 'm1', 'm2'), "
+            "toDateTime('2026-01-01 00:00:00', 'UTC') + 60 * intDiv(number, 20), 1, 0, 0.5, "
+            "1.0, 0.5, toDateTime64('2026-03-01 00:00:00', 3, 'UTC') FROM numbers(200000)"
+        )
+        warehouse.command("OPTIMIZE TABLE {db}.sentiment_1m_by_model FINAL")
+        reader = Recorder(warehouse)
+        start = datetime(2026, 1, 3, tzinfo=UTC)
+        series = sentiment(reader, "T3", start, start + DAY)
+        assert series["documents"].sum() == 1440 and series["model_version"].iloc[0] == "m2"
+        reads = _granules(warehouse, *reader.last)
+        assert reads, reads  # EXPLAIN shows the series' read; the model's choice reads alike
+        for read in reads:
+            done, total = (int(n) for n in read.split("/"))
+            assert total >= 20 and done <= 2, reads
+    finally:
+        warehouse.close()
