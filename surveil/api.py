@@ -7,15 +7,16 @@ import surveil.api as sv
 with sv.connect() as db:
     frame = db.sentiment(["AAPL", "MSFT"], datetime(2026, 3, 1, tzinfo=UTC),
                          datetime(2026, 3, 2, tzinfo=UTC), freq="5min")
+    means = db.sentiment(["AAPL", "MSFT"], "2026-03-01", "2026-03-08", fill=True, wide=True)
 ```
 
+Times are aware datetimes, dates (midnight UTC) or ISO strings (UTC when they name no zone).
 `connect` reads the same settings as the CLI (``SURVEIL_*`` variables, ``.env``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -24,7 +25,7 @@ import pandas as pd
 from infra import quant
 from infra.db import ReadOnlyReader
 from infra.errors import StoreError
-from infra.quant import READ_ONLY, Reader
+from infra.quant import DEFAULT_FREQ, READ_ONLY, AlertTime, Moment, Reader
 from infra.settings import Settings
 from surveil.endpoint import WorkerReader, dsn_location, query_limits, read_token, token_path
 
@@ -46,32 +47,51 @@ class Quant:
     def sentiment(
         self,
         tickers: Sequence[str] | str,
-        start: datetime,
-        end: datetime,
-        freq: str = "1min",
-        as_of: datetime | None = None,
+        start: Moment,
+        end: Moment,
+        freq: str = DEFAULT_FREQ,
+        as_of: Moment | None = None,
+        *,
+        model: str | None = None,
+        fill: bool = False,
+        wide: bool = False,
+        value: str = "mean_score",
     ) -> pd.DataFrame:
         """Return per (ticker, bucket): documents, mean score, negative share, weighted score.
 
-        ``as_of`` drops rows scored or ingested after it (point in time).
+        Args:
+            as_of: drop rows scored or ingested after it (point in time).
+            model: the model version; default: the one that scored these tickers' range
+                most recently (a series never mixes two models' scales).
+            fill: every bucket of the range, those without documents with 0 documents and
+                NaN scores.
+            wide: one column of ``value`` per ticker, indexed by bucket (a DatetimeIndex).
+            value: the column a wide frame holds (mean_score, weighted_score, documents, ...).
         """
-        return quant.sentiment(self.reader, tickers, start, end, freq, as_of)
+        frame = quant.sentiment(
+            self.reader, tickers, start, end, freq, as_of, model=model, fill=fill
+        )
+        if not wide:
+            return frame
+        names = [tickers] if isinstance(tickers, str) else list(tickers)
+        return quant.wide(frame, value, names)
 
     def documents(
-        self, ticker: str, start: datetime, end: datetime, as_of: datetime | None = None
+        self, ticker: str, start: Moment, end: Moment, as_of: Moment | None = None
     ) -> pd.DataFrame:
         """Return a ticker's scored documents in a range, oldest first."""
         return quant.documents(self.reader, ticker, start, end, as_of)
 
     def alerts(
         self,
-        start: datetime,
-        end: datetime,
+        start: Moment,
+        end: Moment,
         tickers: Sequence[str] | str | None = None,
         state: str | None = None,
+        by: AlertTime = "fired_at",
     ) -> pd.DataFrame:
-        """Return alert states (firing, resolved) fired in a range."""
-        return quant.alerts(self.reader, start, end, tickers, state)
+        """Return alert states (firing, resolved) in a range of ``by``: fired_at or window_end."""
+        return quant.alerts(self.reader, start, end, tickers, state, by)
 
     def sql(self, query: str, parameters: dict[str, Any] | None = None) -> pd.DataFrame:
         """Run read-only SQL (``{db}`` names surveil's database) and return a DataFrame.
