@@ -143,7 +143,11 @@ class Warehouse:
         ClickHouse drops expired rows in the background, at merges.
         """
         tables = (("documents", "published_at"), ("scores", "published_at"))
-        for table, column in (*tables, ("sentiment_1m", "minute")):
+        for table, column in (
+            *tables,
+            ("sentiment_1m", "minute"),
+            ("sentiment_1m_by_model", "minute"),
+        ):
             if days > 0:
                 ttl = f"toDateTime({column}) + INTERVAL {int(days)} DAY"
                 self.command(f"ALTER TABLE {{db}}.{table} MODIFY TTL {ttl}")

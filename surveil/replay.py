@@ -34,7 +34,7 @@ from alerts.evaluate import Evaluator
 from alerts.router import Router
 from infra.db import Warehouse, connect
 from infra.errors import BrokerError, ConfigError, DecodeError
-from infra.quant import parse_freq, utc
+from infra.quant import DEFAULT_FREQ, parse_freq, utc
 from infra.settings import Settings
 from models.base import Classifier
 from models.registry import Runtime, load_classifier
@@ -112,7 +112,7 @@ def list_runs(settings: Settings) -> list[dict[str, Any]]:
     return sorted(runs, key=lambda r: r["started_at"], reverse=True)
 
 
-def diff_runs(settings: Settings, run_a: str, run_b: str, freq: str = "1h") -> pd.DataFrame:
+def diff_runs(settings: Settings, run_a: str, run_b: str, freq: str = DEFAULT_FREQ) -> pd.DataFrame:
     """Compare two runs' series per (ticker, bucket): documents and mean score of each.
 
     Rows where the runs differ come first (largest absolute mean difference first).

@@ -136,9 +136,9 @@ def test_retention_is_a_ttl_that_can_be_lifted(warehouse: Warehouse) -> None:
         return " TTL " in str(query)
 
     warehouse.set_retention(30)
-    assert all(ttl(t) for t in ("documents", "scores", "sentiment_1m"))
+    assert all(ttl(t) for t in ("documents", "scores", "sentiment_1m", "sentiment_1m_by_model"))
     warehouse.set_retention(0)
-    assert not any(ttl(t) for t in ("documents", "scores", "sentiment_1m"))
+    assert not any(ttl(t) for t in ("documents", "scores", "sentiment_1m", "sentiment_1m_by_model"))
 
 
 def test_a_resolved_row_keeps_when_the_condition_cleared(warehouse: Warehouse) -> None:
