@@ -145,6 +145,20 @@ class LocalKafka:
             pid = None
         return BrokerStatus(running=running, pid=pid, bootstrap=self.bootstrap, home=self.home)
 
+    def answers(self, timeout: float = 3.0) -> bool:
+        """Whether the broker accepts a connection and answers a metadata request in time.
+
+        A live pid is no proof: a hung JVM, or a broker that closed its listeners after a
+        fatal error, keeps its pid.
+        """
+        if not _port_open(self.config.port):
+            return False
+        try:
+            _probe(self.bootstrap, timeout)
+        except (KafkaError, OSError):
+            return False
+        return True
+
     def _read_pid(self) -> int | None:
         try:
             text = self.pid_file.read_text(encoding="ascii").strip()
@@ -184,7 +198,7 @@ class LocalKafka:
             return False
         self.ensure_runtime()
         for port in (self.config.port, self.config.controller_port):
-            if not _port_free(port):
+            if not port_free(port):
                 msg = f"port {port} on {HOST} is already in use by another process"
                 raise BrokerError(msg)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -450,7 +464,8 @@ def _port_open(port: int) -> bool:
         return False
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
+    """Whether a server could listen on this TCP port of 127.0.0.1 now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # SO_REUSEADDR: a port left in TIME_WAIT by our last run is free to use.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -156,10 +156,18 @@ class Settings(BaseSettings):
 
     @field_validator("kafka_broker")
     @classmethod
-    def _known_scheme(cls, value: str) -> str:
+    def _broker_url(cls, value: str) -> str:
         if not value.startswith("kafka://"):
-            msg = f"kafka_broker must start with kafka://, got {value!r}"
+            msg = f"must start with kafka://, e.g. kafka://127.0.0.1:9092; got {value!r}"
             raise ValueError(msg)
+        for server in value.removeprefix("kafka://").split(","):
+            host, colon, port = server.rpartition(":")
+            if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                msg = (
+                    f"expected kafka://host:port[,host:port], e.g. kafka://127.0.0.1:9092; "
+                    f"{server!r} in {value!r} has no valid host:port"
+                )
+                raise ValueError(msg)
         return value
 
     @property

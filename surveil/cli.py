@@ -7,18 +7,20 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape as markup_escape
 from rich.table import Table
 
-from infra.errors import SurveilError
+from infra.errors import BrokerError, ConfigError, SurveilError
 from infra.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 console = Console()
+err_console = Console(stderr=True)
 
 
 def _option(name: str, env: str, help_: str, **kwargs: Any) -> Callable[[F], F]:
@@ -34,18 +36,46 @@ class _Context:
         try:
             return Settings(**values)
         except ValidationError as exc:
-            raise click.UsageError(str(exc)) from exc
+            _fail(ConfigError(settings_problems(exc)))
 
 
 pass_ctx = click.make_pass_decorator(_Context)
 
 
-def _fail(exc: SurveilError) -> None:
-    console.print(f"[red]error:[/red] {exc}", highlight=False)
+def settings_problems(exc: ValidationError) -> str:
+    """Say on one line which settings are invalid, by their environment variable and why."""
+    fields = Settings.model_fields
+    problems = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else ""
+        what = error["msg"].removeprefix("Value error, ")
+        field = fields.get(name)
+        # A value_error's message quotes the value itself; a secret's value is never shown.
+        if error["type"] != "value_error" and "SecretStr" not in str(field and field.annotation):
+            what += f", got {error['input']!r}"
+        problems.append(f"SURVEIL_{name.upper()} ({name}): {what}" if name else what)
+    return f"invalid setting{'s' if len(problems) > 1 else ''} " + "; ".join(problems)
+
+
+def _fail(exc: SurveilError) -> NoReturn:
+    err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
     sys.exit(1)
 
 
+def _require_broker(settings: Settings) -> None:
+    """Exit 1 at once when no broker answers, instead of Kafka clients retrying for 30 s."""
+    from surveil.runtime import reachable  # noqa: PLC0415
+
+    if not reachable(settings.bootstrap_servers):
+        msg = (
+            f"no Kafka broker answers at {settings.bootstrap_servers}: start one with "
+            "`surveil kafka start` (or set SURVEIL_KAFKA_BROKER)"
+        )
+        _fail(BrokerError(msg))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="surveil", prog_name="surveil", message="%(prog)s %(version)s")
 @_option(
     "--state-dir",
     "SURVEIL_STATE_DIR",
@@ -138,12 +168,19 @@ def kafka_stop(ctx: _Context) -> None:
 @kafka.command("status")
 @pass_ctx
 def kafka_status(ctx: _Context) -> None:
-    """Say whether the local broker runs; exit 1 when it does not."""
+    """Say whether the local broker runs and answers; exit 1 when it does not."""
     from surveil.runtime import local_kafka  # noqa: PLC0415
 
-    status = local_kafka(ctx.settings()).status()
-    if status.running:
+    broker = local_kafka(ctx.settings())
+    status = broker.status()
+    if status.running and broker.answers():
         console.print(f"running: pid {status.pid}, {status.bootstrap}, data in {status.home}")
+    elif status.running:
+        console.print(
+            f"not answering: pid {status.pid} runs but {status.bootstrap} does not answer "
+            f"(logs in {status.home / 'logs'}); `surveil kafka stop` then `surveil kafka start`"
+        )
+        sys.exit(1)
     else:
         console.print(f"not running (data in {status.home})")
         sys.exit(1)
@@ -171,8 +208,10 @@ def worker(
     from surveil.worker import run  # noqa: PLC0415
 
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+    settings = ctx.settings(model=model, web_port=web_port, alert_slack_webhook=slack_webhook)
+    _require_broker(settings)
     try:
-        run(ctx.settings(model=model, web_port=web_port, alert_slack_webhook=slack_webhook))
+        run(settings)
     except SurveilError as exc:
         _fail(exc)
 
@@ -221,12 +260,15 @@ def demo(
 ) -> None:
     """Run the whole pipeline once: broker, worker, a feed, scores and alerts."""
     from ingest.config import load_sources  # noqa: PLC0415
-    from surveil.demo import run_demo  # noqa: PLC0415
+    from surveil.demo import run_demo, webhook_line  # noqa: PLC0415
+    from surveil.runtime import is_local  # noqa: PLC0415
 
     # The demo shows alerts at once: no group wait, no interval before the resolved message.
     settings = ctx.settings(
         alert_slack_webhook=slack_webhook, alert_group_wait_s=0.0, alert_group_interval_s=0.0
     )
+    if not is_local(settings):  # a local broker the demo starts itself
+        _require_broker(settings)
     started = time.monotonic()
     try:
         sources = (
@@ -238,7 +280,8 @@ def demo(
     _print_table("Scores per ticker", *result.scores)
     _print_table("Alerts", *result.alerts)
     for post in result.webhook_posts:
-        console.print(f"[bold]webhook received:[/bold] {post.get('text', '')}", highlight=False)
+        text = markup_escape(webhook_line(post, sample=not live))
+        console.print(f"[bold]webhook received:[/bold] {text}", highlight=False)
     console.print(
         f"{result.documents} documents, {result.scored} (document, ticker) scores, "
         f"{result.rejected} rejected; {len(result.alerts[1])} alert(s); "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from surveil.runtime import WorkerProcess, is_local, local_kafka, open_warehouse
 from surveil.webhook import WebhookReceiver
 
 SAMPLE_FEED = Path(__file__).parent / "samples" / "demo_feed.xml"
+# The latency an alert's text gives (alerts.slack.duration: "274d 6h", "2h 05m", "12s").
+_LATENCY = re.compile(r"published to alert:? (?P<lag>\d+[dhms](?: \d+[hms])?)")
 
 SCORES_BY_TICKER = """
 SELECT ticker, count() AS documents, round(avg(score), 3) AS mean_score,
@@ -145,6 +148,16 @@ def run_demo(
         if started:
             echo("stopping the local Kafka broker (data stays in the state folder)")
             broker.stop()
+
+
+def webhook_line(post: dict[str, Any], *, sample: bool) -> str:
+    """Return a received post's text; for the bundled sample, its latency is called its age.
+
+    The sample's documents carry fixed dates, long past: "published to alert 274d 6h" would
+    measure the sample's age, not the pipeline, so it is said as "sample published ... ago".
+    """
+    text = str(post.get("text", ""))
+    return _LATENCY.sub(r"sample published \g<lag> ago", text) if sample else text
 
 
 def _healthy(worker: WorkerProcess) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -19,6 +22,8 @@ from alerts.email import SmtpNotifier
 from alerts.engine import AlertEngine
 from alerts.outbox import Outbox
 from alerts.slack import SlackBot, SlackWebhook
+from infra.broker import HOST, port_free
+from infra.errors import ConfigError
 from infra.redact import Redactor, dump_stacks
 from infra.redact import install as install_redaction
 from infra.settings import Settings
@@ -125,8 +130,54 @@ def changelog_topics(pipeline: Pipeline) -> list[str]:
 
 
 def run(settings: Settings) -> None:
-    """Create the topics if missing, then run the worker until SIGTERM or Ctrl-C."""
+    """Create the topics if missing, then run the worker until SIGTERM or Ctrl-C.
+
+    Raises:
+        ConfigError: another worker runs on the state folder, or the web port is taken.
+    """
     install_redaction(Redactor(secrets(settings)))  # before Faust sets up logging
+    lock = claim_state_dir(settings.state_dir)
+    try:
+        _run(settings)
+    finally:
+        os.close(lock)
+
+
+def claim_state_dir(state_dir: Path) -> int:
+    """Lock the state folder for this process (its pid in ``worker.pid``); return the fd.
+
+    The lock is taken before chDB, RocksDB and the outbox are opened, so a second worker
+    says who holds the folder instead of failing deep inside one of them; the kernel
+    releases it when the process ends, however it ends.
+
+    Raises:
+        ConfigError: another process holds the folder.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / "worker.pid"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode("ascii", errors="replace").strip() or "unknown"
+        os.close(fd)
+        msg = (
+            f"a worker, pid {holder}, already runs on {state_dir.resolve()}: stop it first, "
+            "or give this one its own --state-dir (SURVEIL_STATE_DIR)"
+        )
+        raise ConfigError(msg) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+    return fd
+
+
+def _run(settings: Settings) -> None:
+    if not port_free(settings.web_port):
+        msg = (
+            f"port {settings.web_port} on {HOST} is in use (another worker?): give this "
+            "worker another with --web-port (SURVEIL_WEB_PORT)"
+        )
+        raise ConfigError(msg)
     topics = with_prefix(settings.topic_prefix, ALL_TOPICS)
     ensure_topics(settings.bootstrap_servers, topics, settings.kafka_partitions)
     pipeline = build(settings)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -113,3 +115,16 @@ def test_the_tables_changelogs_are_made_whole_before_the_worker_joins(
         consumer.close()
         admin.close()
     assert "compact" in repr(described)
+
+
+@pytest.mark.integration
+def test_a_stopped_broker_keeps_its_pid_but_does_not_answer(kafka: LocalKafka) -> None:
+    pid = kafka.status().pid
+    assert pid is not None and kafka.answers()
+    os.kill(pid, signal.SIGSTOP)  # a hung JVM: the port still accepts, nothing replies
+    try:
+        assert kafka.status().running
+        assert not kafka.answers(timeout=2.0)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert kafka.answers(timeout=30.0)
