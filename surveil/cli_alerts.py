@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import getpass
 import json
+import re
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -19,10 +20,12 @@ from surveil.cli_quant import TS
 
 console = Console()
 err_console = Console(stderr=True)
+# A silence's length names its unit: a bare "2" reads as 2 hours to some and 2 s to others.
+_WITH_UNIT = re.compile(r"^\s*\d+(?:\.\d+)?\s*[smhd]\s*$")
 
 
-def _fail(exc: SurveilError) -> None:
-    err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+def _fail(exc: SurveilError) -> NoReturn:
+    err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
     sys.exit(1)
 
 
@@ -114,15 +117,17 @@ def alerts_list(
     if not rows:
         err_console.print("no alerts in range")
         return
-    table = Table(title="alerts")
-    for column in ("fired", "alert", "ticker", "rule", "severity", "state", "value", "docs"):
-        table.add_column(column)
-    table.add_column("delivery")
-    table.add_column("acks")
+    table = Table(title="alerts", caption="times in UTC")
+    table.add_column("fired", overflow="fold")
+    # The id is what ack, show and silence take: it is never cut, the other columns give.
+    longest = max(len(r["alert_id"]) for r, _, _ in rows)
+    table.add_column("alert", no_wrap=True, min_width=longest)
+    for column in ("ticker", "rule", "severity", "state", "value", "docs", "delivery", "acks"):
+        table.add_column(column, overflow="fold")
     for r, delivery, acks in rows:
         table.add_row(
-            f"{r['fired_at']:%Y-%m-%d %H:%M:%S}",
-            r["alert_id"][:12],
+            _utc(r["fired_at"], zone=False),
+            r["alert_id"],
             r["ticker"],
             r["rule"],
             r["severity"],
@@ -133,6 +138,18 @@ def alerts_list(
             str(acks),
         )
     console.print(table)
+
+
+def _utc(value: Any, *, zone: bool = True) -> str:
+    """Format a time (aware datetime, or ISO text as in the evidence JSON) in UTC, once."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return str(value)
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return f"{value:%Y-%m-%d %H:%M:%S}" + (" UTC" if zone else "")
 
 
 def _records(frame: Any) -> list[dict[str, Any]]:
@@ -187,9 +204,10 @@ def alerts_show(ctx: click.Context, alert_id: str) -> None:
     for row in _records(frame):
         console.print(
             f"[bold]{row['state'].upper()}[/bold] {row['ticker']} {row['rule']} "
-            f"({row['severity']}) {full_id}\n  fired {row['fired_at']} UTC; value "
+            f"({row['severity']}) {full_id}\n  fired {_utc(row['fired_at'])}; value "
             f"{row['value']:+.3f}, threshold {row['threshold']:+.3f}, {row['documents']} "
-            f"documents, window {row['window_start']} .. {row['window_end']}\n  "
+            f"documents, window {_utc(row['window_start'], zone=False)} .. "
+            f"{_utc(row['window_end'])}\n  "
             f"{markup_escape(str(row['explanation']))}",
             highlight=False,
             markup=True,
@@ -197,7 +215,7 @@ def alerts_show(ctx: click.Context, alert_id: str) -> None:
         )
         for doc in json.loads(row["evidence"] or "[]"):
             console.print(
-                f"    {doc['published_at']}  {doc['score']:+.2f}  {doc['source']}  "
+                f"    {_utc(doc['published_at'])}  {doc['score']:+.2f}  {doc['source']}  "
                 f"{doc['title']}  {doc['url']}",
                 highlight=False,
                 markup=False,
@@ -258,7 +276,8 @@ def alerts_silence(
     by: str | None,
 ) -> None:
     """Hold notifications of a ticker and/or rule for a while; the worker honours it live."""
-    from infra.yamlnodes import seconds  # noqa: PLC0415
+    from infra.yamlnodes import hint, seconds  # noqa: PLC0415
+    from surveil.runtime import alert_ruleset  # noqa: PLC0415
 
     if alert_id is not None and (ticker is not None or rule is not None):
         msg = "give --alert, or --ticker and/or --rule, not both"
@@ -266,8 +285,17 @@ def alerts_silence(
     if ticker is None and rule is None and alert_id is None:
         msg = "give --ticker, --rule, both, or --alert (silencing everything is too wide)"
         raise click.UsageError(msg)
+    if not _WITH_UNIT.match(duration):
+        msg = f"{duration!r}: give a number with a unit, s, m, h or d (e.g. 30m, 2h, 1d)"
+        raise click.BadParameter(msg, param_hint="--for")
     try:
         until = datetime.now(UTC) + timedelta(seconds=seconds(duration, "--for"))
+        if rule is not None:
+            names = [r.name for r in alert_ruleset(ctx.obj.settings()).rules]
+            if rule not in names:
+                _fail(
+                    SurveilError(f"no rule {rule!r} in the configured rules: {hint(rule, names)}")
+                )
         with _outbox(ctx) as outbox:
             if alert_id is not None:
                 _, ticker, rule = _resolve(ctx, outbox, alert_id)

@@ -91,9 +91,11 @@ def runs_list(ctx: click.Context) -> None:
     if not runs:
         console.print("no runs yet: `surveil replay --from ... --to ... --run-id NAME`")
         return
-    table = Table(title="replay runs")
-    for column in ("run", "range", "model", "documents", "scores", "alerts", "status", "started"):
-        table.add_column(column)
+    table = Table(title="replay runs", caption="times in UTC")
+    # The run id is what `runs diff` and `replay --replace` take: it is never cut.
+    table.add_column("run", no_wrap=True, min_width=max(len(r["run_id"]) for r in runs))
+    for column in ("range", "model", "documents", "scores", "alerts", "status", "started"):
+        table.add_column(column, overflow="fold")
     for r in runs:
         table.add_row(
             r["run_id"],

@@ -194,3 +194,75 @@ def test_alerts_list_says_late_undeliverable_and_no_receiver(tmp_path: Path) -> 
     assert "slack: LATE, retrying (0)" in rows["LATE"]
     assert "slack: UNDELIVERABLE, gave up (1)" in rows["GONE"]
     assert "no receiver configured" in rows["NONE"]
+
+
+def _one_alert(tmp_path: Path, alert_id: str) -> dict[str, str]:
+    """A state folder whose ClickHouse and outbox hold one alert; return the CLI's env."""
+    settings = Settings(_env_file=None, state_dir=tmp_path / "state")  # type: ignore[call-arg]
+    alert = _alert().model_copy(update={"alert_id": alert_id})
+    warehouse = open_warehouse(settings)
+    try:
+        Store(warehouse).write_alerts([alert])
+    finally:
+        warehouse.close()
+    outbox_path(settings).parent.mkdir(parents=True)
+    with Outbox(outbox_path(settings)) as outbox:
+        outbox.put(alert, ["slack"], f"{alert_id}:firing:0")
+    return {"SURVEIL_STATE_DIR": str(settings.state_dir)}
+
+
+def test_alerts_list_never_cuts_the_id_at_80_columns(tmp_path: Path) -> None:
+    alert_id = "168b" + "0123456789abcdef" * 2  # 36 characters, as long as a UUID
+    env = {**_one_alert(tmp_path, alert_id), "COLUMNS": "80"}
+    listed = CliRunner().invoke(
+        cli, ["alerts", "list", "--from", "2026-03-01", "--to", "2026-03-03"], env=env
+    )
+    assert listed.exit_code == 0, listed.output
+    assert max(len(line) for line in listed.output.splitlines()) <= 80
+    assert any(f"│ {alert_id} │" in line for line in listed.output.splitlines()), listed.output
+
+
+def test_alerts_show_prints_each_time_with_one_zone(tmp_path: Path) -> None:
+    env = _one_alert(tmp_path, "a" * 32)
+    shown = CliRunner().invoke(cli, ["alerts", "show", "aaaa"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "+00:00" not in shown.output
+    assert "fired 2026-03-02 14:00:00 UTC;" in shown.output
+    assert "window 2026-03-02 13:00:00 .. 2026-03-02 14:00:00 UTC" in shown.output
+    assert "    2026-03-02 14:00:00 UTC  -0.80  wire  " in shown.output
+
+
+def test_silence_refuses_an_unknown_rule_with_a_suggestion(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n  - name: slump\n    kind: threshold\n    threshold: -0.3\n"
+        "  - name: burst\n    kind: threshold\n    threshold: -0.5\n"
+    )
+    env = {**_one_alert(tmp_path, "a" * 32), "SURVEIL_ALERT_RULES": str(rules)}
+    base = ["alerts", "silence", "--for", "1h", "--reason", "x", "--rule"]
+    typo = CliRunner().invoke(cli, [*base, "slmp"], env=env)
+    assert (typo.exit_code, typo.stderr) == (
+        1,
+        "error: no rule 'slmp' in the configured rules: did you mean 'slump'?\n",
+    )
+    unknown = CliRunner().invoke(cli, [*base, "no_such_rule"], env=env)
+    assert unknown.exit_code == 1
+    assert "no rule 'no_such_rule' in the configured rules: expected one of burst, slump" in (
+        unknown.stderr
+    )
+    ok = CliRunner().invoke(cli, [*base, "slump"], env=env)
+    assert ok.exit_code == 0 and "any ticker, slump" in ok.output
+    with Outbox(outbox_path(Settings(_env_file=None, state_dir=tmp_path / "state"))) as outbox:  # type: ignore[call-arg]
+        assert [s.rule for s in outbox.silences(datetime.now(UTC))] == ["slump"]
+
+
+def test_silence_for_needs_a_unit(tmp_path: Path) -> None:
+    env = _one_alert(tmp_path, "a" * 32)
+    base = ["alerts", "silence", "--ticker", "ACME", "--reason", "x", "--for"]
+    bare = CliRunner().invoke(cli, [*base, "2"], env=env)
+    assert bare.exit_code == 2
+    assert "'2': give a number with a unit, s, m, h or d (e.g. 30m, 2h, 1d)" in bare.stderr
+    with Outbox(outbox_path(Settings(_env_file=None, state_dir=tmp_path / "state"))) as outbox:  # type: ignore[call-arg]
+        assert outbox.silences(datetime.now(UTC)) == []
+    minutes = CliRunner().invoke(cli, [*base, "90m"], env=env)
+    assert minutes.exit_code == 0, minutes.output
