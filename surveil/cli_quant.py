@@ -6,6 +6,7 @@ notebook does. Times on the command line are ISO dates or datetimes; naive ones 
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import sys
@@ -49,8 +50,20 @@ ALERT_TABLE = [
 ]
 
 
+# What clickhouse-connect appends to every query; an error message quoting it shows text
+# the user never wrote (chDB: "... (in query: SELECT 1\n FORMAT Native)").
+_INJECTED = re.compile(r"\s*\bFORMAT\s+(?:AS\s+)?Native\b")
+_IN_QUERY = re.compile(r":?\s*\(in query: .*?\)(?=[).]*$|\. )", re.DOTALL)
+# Where an incomplete query runs into that FORMAT, ClickHouse blames it, past the user's text.
+_AT_FORMAT = re.compile(
+    r"(?:failed at position \d+ \(FORMAT\) \(line \d+, col \d+\):?|"
+    r"Unknown expression or function identifier `FORMAT`)\.?"
+)
+_FORMAT_CLAUSE = re.compile(r"\bFORMAT\s+\w+\s*;?\s*$", re.IGNORECASE)
+
+
 def _fail(exc: SurveilError) -> None:
-    err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+    err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
     sys.exit(1)
 
 
@@ -134,8 +147,12 @@ def _range(start: datetime | None, end: datetime | None) -> tuple[datetime, date
 
 
 @contextmanager
-def _quant(ctx: click.Context) -> Iterator[Quant]:
-    """Open `surveil.api` on the CLI's settings, close it after; SurveilError exits 1."""
+def _quant(ctx: click.Context, sql: str = "") -> Iterator[Quant]:
+    """Open `surveil.api` on the CLI's settings, close it after; SurveilError exits 1.
+
+    Args:
+        sql: the user's own SQL, if any, so that an error keeps what they wrote.
+    """
     from surveil.api import connect  # noqa: PLC0415 - keep --help fast
 
     try:
@@ -144,7 +161,39 @@ def _quant(ctx: click.Context) -> Iterator[Quant]:
     except SurveilError as exc:
         if "UNKNOWN_DATABASE" in str(exc):
             err_console.print("hint: no surveil database there yet; run `surveil migrate` first")
-        _fail(exc)
+        _fail(SurveilError(user_text(str(exc), sql)))
+
+
+def user_text(message: str, sql: str = "") -> str:
+    """Return a ClickHouse error message without the text the client added to the query.
+
+    Args:
+        sql: what the user wrote; text it contains is kept.
+    """
+    message = _IN_QUERY.sub("", message)  # the user knows their query
+    if re.search(r"\bFORMAT\b", sql, re.IGNORECASE):
+        return message
+    return _AT_FORMAT.sub("the query ends too early.", _INJECTED.sub("", message))
+
+
+def _warn_unknown(quant: Quant, tickers: Sequence[str], found: Sequence[str]) -> None:
+    """Warn about each ticker without rows that the data does not know, with a suggestion."""
+    missing = [t for t in tickers if t not in set(found)]
+    if not missing:
+        return
+    frame = quant.sql("SELECT DISTINCT ticker FROM {db}.scores")
+    known = [str(t) for t in frame["ticker"]] if len(frame) else []
+    for ticker in missing:
+        if ticker in known:
+            continue  # known, just quiet in this range
+        close = difflib.get_close_matches(ticker, known, n=3)
+        guess = f"; did you mean {' or '.join(close)}?" if close else ""
+        err_console.print(
+            f"warning: {ticker} is not a ticker in the data{guess}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 class QueryGroup(click.Group):
@@ -188,7 +237,11 @@ def query_group() -> None:
 @click.pass_context
 def query_sql(ctx: click.Context, sql: str, fmt: str) -> None:
     """Run read-only SQL ({db} names surveil's database) and print the result."""
-    with _quant(ctx) as quant:
+    if _FORMAT_CLAUSE.search(sql):
+        # Ours would follow it: ClickHouse then reports a syntax error past the user's text.
+        msg = "leave out the FORMAT clause: choose the output with --format table|csv|json"
+        raise click.UsageError(msg)
+    with _quant(ctx, sql) as quant:
         frame = quant.sql(sql)
     _emit(frame, fmt, None, "the query returned no rows")
 
@@ -227,6 +280,7 @@ def query_sentiment(
     names = [t.upper() for t in tickers]
     with _quant(ctx) as quant:
         frame = quant.sentiment(names, start, end, freq=freq, as_of=as_of)
+        _warn_unknown(quant, names, list(frame["ticker"]) if len(frame) else [])
     _emit(frame, fmt, out, f"no documents for {', '.join(names)} {_span(start, end)}")
 
 
@@ -250,6 +304,7 @@ def query_documents(
     start, end = _range(start, end)
     with _quant(ctx) as quant:
         frame = quant.documents(ticker.upper(), start, end, as_of=as_of)
+        _warn_unknown(quant, [ticker.upper()], [ticker.upper()] if len(frame) else [])
     _emit(frame, fmt, out, f"no documents for {ticker.upper()} {_span(start, end)}", DOCUMENT_TABLE)
 
 
@@ -310,6 +365,7 @@ def plot_command(
     with _quant(ctx) as quant:
         series = quant.sentiment([name], start, end, freq=freq, as_of=as_of)
         alerts = quant.alerts(start, end, tickers=[name])
+        _warn_unknown(quant, [name], [name] if len(series) else [])
     try:
         plot_sentiment(series, alerts, name, out, start=start, end=end, freq=freq)
     except OSError as exc:
@@ -360,6 +416,8 @@ def _emit(
         else:
             _write(frame, fmt, None, table_columns)
     except OSError as exc:
+        if out is None and isinstance(exc, BrokenPipeError):
+            raise  # the reader left (`| head`): click exits quietly, as Unix tools do
         raise click.FileError(str(out), str(exc)) from exc
     if out is not None:
         click.echo(f"wrote {len(frame)} rows to {out}", err=True)

@@ -19,6 +19,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -250,3 +253,50 @@ def test_plot_writes_a_png(env: dict[str, str], tmp_path: Path, start: str) -> N
     assert result.stdout.startswith(f"wrote {out}: ")
     data = out.read_bytes()
     assert data.startswith(PNG) and 10_000 < len(data) < 1_000_000
+
+
+def test_a_ticker_not_in_the_data_warns_with_a_suggestion(env: dict[str, str]) -> None:
+    typo = _run(env, "query", "sentiment", "APPL", "MSFT", *RANGE)
+    assert typo.exit_code == 0 and "MSFT" in typo.stdout
+    assert typo.stderr == "warning: APPL is not a ticker in the data; did you mean AAPL?\n"
+    unknown = _run(env, "query", "documents", "ZZZZ", *RANGE)
+    assert "warning: ZZZZ is not a ticker in the data\n" in unknown.stderr
+    assert "no rows" in unknown.stderr
+    quiet = _run(env, "query", "sentiment", "AAPL", "--from", "2026-01-01", "--to", "2026-01-02")
+    assert "warning" not in quiet.stderr  # a known ticker, only quiet in that range
+
+
+@pytest.mark.parametrize(
+    ("sql", "says"),
+    [
+        ("SELECT 1 SETTINGS readonly = 0", "Cannot modify 'readonly' setting in readonly mode."),
+        ("SELECT (1", "Syntax error: the query ends too early. Unmatched parentheses"),
+        ("SELECT 1 +", "the query ends too early. In scope SELECT 1 +:"),
+    ],
+)
+def test_sql_errors_show_only_what_the_user_wrote(env: dict[str, str], sql: str, says: str) -> None:
+    failed = _run(env, "query", sql)
+    assert failed.exit_code == 1 and says in failed.stderr
+    [line] = failed.stderr.splitlines()
+    assert "Native" not in line and "FORMAT" not in line and "in query:" not in line
+    kept = _run(env, "query", "SELECT 'FORMAT Native' AS x, nosuch")
+    assert "SELECT 'FORMAT Native' AS x, nosuch" in kept.stderr  # the user's own text stays
+    own = _run(env, "query", "SELECT 1 FORMAT JSON")
+    assert own.exit_code == 2 and "leave out the FORMAT clause" in own.stderr
+
+
+def test_a_reader_that_leaves_early_ends_the_query_quietly(tmp_path: Path) -> None:
+    query = [sys.executable, "-m", "surveil", "query", "SELECT number FROM numbers(300000)"]
+    for fmt in ("json", "csv", "table"):
+        env = {**os.environ, "SURVEIL_STATE_DIR": str(tmp_path / "state")}
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [*query, "--format", fmt],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.readline()  # `| head -1`
+        proc.stdout.close()
+        errors = proc.stderr.read().decode()
+        assert proc.wait(60) in (0, 1) and errors == "", (fmt, errors)
