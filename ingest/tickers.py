@@ -16,7 +16,10 @@ Evidence, strongest first (``meta["linked_by"]`` names the first that applies):
 - ``symbol``: a bare upper-case symbol in the title (or in a short untitled post), when it is
   3 letters or more, no common word or acronym (`COMMON_WORDS`), and the text isn't shouting.
 
-Unknown declared, cashtag or exchange symbols are returned in `Linked.unknown`.
+A declared, cashtag or exchange symbol that is well formed (`is_symbol`) but missing from
+today's lists is kept as *unlisted* (``meta["unlisted"]``): old feeds name delisted and
+renamed tickers (TWTR, CELG, SIVB, RHT) that a backtest needs. Only a declared symbol that is
+no ticker at all lands in `Linked.unknown`. Bare symbols and names link only when listed.
 """
 
 from __future__ import annotations
@@ -333,10 +336,11 @@ def _sec_rows(path: Path) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Linked:
-    """A document with validated, linked tickers, and the symbols it named that are unknown."""
+    """A linked document, the malformed symbols it declared and the unlisted ones it kept."""
 
     doc: Document
     unknown: tuple[str, ...] = ()
+    unlisted: tuple[str, ...] = ()
 
 
 @dataclass
@@ -345,9 +349,14 @@ class _Evidence:
     title: dict[str, int] = field(default_factory=dict)
     body: dict[str, set[int]] = field(default_factory=dict)
     unknown: list[str] = field(default_factory=list)
+    unlisted: list[str] = field(default_factory=list)
 
     def link(self, ticker: str, how: str) -> None:
         self.by.setdefault(ticker, how)
+
+
+# Unlisted symbols are real but unverified (a delisting, a rename, or a typo in a cashtag).
+UNLISTED_WEIGHT = 0.5
 
 
 class Linker:
@@ -357,6 +366,8 @@ class Linker:
     the title (symbol, cashtag or name); for one named only in the body
     ``0.5 + 0.25 * min(mentions, 4) / 4 + 0.15 * (1 - first_offset / len(body))``
     (0.5-0.9: more and earlier mentions score higher); 0.3 for one only declared in a list.
+    An unlisted ticker gets `UNLISTED_WEIGHT` (0.5) times that: 0.5 in the title, 0.25-0.45 in
+    the body, 0.15 only declared, so a listed ticker always outranks it on the same evidence.
 
     Args:
         universe: the known symbols and names.
@@ -400,15 +411,22 @@ class Linker:
             "relevance": {t: relevance[t] for t in order},
             "linked_by": {t: ev.by[t] for t in order},
         }
+        unlisted = tuple(t for t in order if t in ev.unlisted)
+        if unlisted:
+            meta["unlisted"] = list(unlisted)
         new = doc.model_copy(update={"tickers": tuple(order), "meta": meta})
-        return Linked(doc=new, unknown=tuple(unique(ev.unknown)))
+        return Linked(doc=new, unknown=tuple(unique(ev.unknown)), unlisted=unlisted)
 
     def _explicit(self, ev: _Evidence, symbol: str, how: str) -> str | None:
         ticker = self.universe.canonical(symbol)
         if ticker is None:
-            ev.unknown.append(canonical_variant(symbol))
-        else:
-            ev.link(ticker, how)
+            ticker = canonical_variant(symbol)
+            if not is_symbol(ticker):
+                ev.unknown.append(ticker)
+                return None
+            if ticker not in ev.unlisted:
+                ev.unlisted.append(ticker)
+        ev.link(ticker, how)
         return ticker
 
     def _mentions(self, ev: _Evidence, text: str, *, bare: bool) -> Iterator[tuple[str, str, int]]:
@@ -433,6 +451,10 @@ class Linker:
             shouting = upper + lower >= 6 and upper > 0.6 * (upper + lower)
         for m in _BARE.finditer(text):
             ticker = self.universe.canonical(m.group(1))
+            if ticker is None and canonical_variant(m.group(1)) in ev.unlisted:
+                # A mention of a symbol the document declared: it counts, it never links.
+                yield canonical_variant(m.group(1)), "", m.start()
+                continue
             if ticker is None or m.group(1) in COMMON_WORDS:
                 continue
             strong = bare and not shouting and len(m.group(1).split(".")[0]) >= 3
@@ -477,10 +499,11 @@ class Linker:
         return True
 
     def _relevance(self, ticker: str, ev: _Evidence, body_len: int) -> float:
+        weight = UNLISTED_WEIGHT if ticker in ev.unlisted else 1.0
         if ev.by[ticker] == "cik" or ticker in ev.title:
-            return 1.0
+            return weight
         positions = ev.body.get(ticker)
         if not positions:
-            return 0.3
+            return round(0.3 * weight, 3)
         spread = 1 - min(positions) / max(body_len, 1)
-        return round(0.5 + 0.25 * min(len(positions), 4) / 4 + 0.15 * spread, 3)
+        return round(weight * (0.5 + 0.25 * min(len(positions), 4) / 4 + 0.15 * spread), 3)
