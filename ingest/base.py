@@ -82,9 +82,12 @@ class SourceBase:
 
 
 def reject(source: str, reason: str, detail: str, payload: bytes | str) -> Rejected:
-    """Build a dead-letter record for an input of ``source``, and log why."""
+    """Build a dead-letter record for an input of ``source``, and log why at DEBUG.
+
+    The run that sends it says how many of each reason in one line (`ingest.runner.summary`).
+    """
     text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
-    log.warning("%s: rejected (%s): %s", source, reason, detail)
+    log.debug("%s: rejected (%s): %s", source, reason, detail)
     return Rejected(
         reason=reason,
         detail=detail,

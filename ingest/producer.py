@@ -89,7 +89,7 @@ class DocumentProducer:
         except KafkaError as exc:
             msg = f"delivery to Kafka failed: {exc}"
             raise BrokerError(msg) from exc
-        log.info("published %d documents, %d rejects", sent.documents, sent.rejected)
+        log.debug("published %d documents, %d rejects", sent.documents, sent.rejected)
         return sent
 
     def close(self) -> None:

@@ -5,8 +5,9 @@ The order is what makes a restart safe:
 1. fetch politely (conditional GET; the validators are not saved yet);
 2. parse into documents and rejects;
 3. drop documents already sent (the ingest state's seen ids), link and validate the tickers
-   of the new ones (unknown symbols are dead-lettered, the document goes on with the known
-   ones) and mark near-duplicates;
+   of the new ones (a declared symbol missing from today's lists is kept as unlisted; one
+   that is no ticker at all is dead-lettered and the document goes on without it) and mark
+   near-duplicates;
 4. produce to docs.raw and docs.dlq and wait for every acknowledgement;
 5. only then record the ids as seen, save the Kafka checkpoint (docs.raw end offsets) and
    the feed's validators.
@@ -17,6 +18,10 @@ would send again, so `Ingestor.recover` reads docs.raw from the last checkpoint 
 and marks what is already there as seen. Within one ingestor, runs of different sources may
 overlap (scheduler threads); steps 3 to 5 hold one lock so that the checkpoint always
 follows the seen ids.
+
+Each run logs one line (`summary`): WARNING when it dead-lettered something, INFO otherwise,
+ERROR when it failed. What each reject or unlisted symbol was is logged at DEBUG, and every
+reject is on docs.dlq with its reason and payload.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,6 +48,7 @@ log = logging.getLogger(__name__)
 
 SEEN = "docs"  # one namespace of seen ids: the same story from two feeds is one document
 SEEN_REJECTS = "dlq"
+SAMPLE = 8  # symbols named in a run's summary line; the rest are counted
 
 
 class Fetched(Protocol):
@@ -100,7 +106,14 @@ class Reader(Protocol):
 
 @dataclass
 class RunResult:
-    """What one run of one source did."""
+    """What one run of one source did.
+
+    Attributes:
+        reasons: rejects sent to docs.dlq this run, by reason.
+        repeated: rejects dead-lettered by an earlier run, not sent again.
+        unknown: the symbols dead-lettered as ``unknown_ticker``, first seen first.
+        unlisted: the symbols kept as unlisted (missing from today's lists), first seen first.
+    """
 
     source: str
     documents: int = 0
@@ -110,6 +123,40 @@ class RunResult:
     not_modified: bool = False
     error: str | None = None
     seconds: float = 0.0
+    reasons: dict[str, int] = field(default_factory=dict)
+    repeated: int = 0
+    unknown: list[str] = field(default_factory=list)
+    unlisted: list[str] = field(default_factory=list)
+
+
+def summary(result: RunResult) -> str:
+    """Say in one line what a run did, naming a few of the symbols it kept or dead-lettered."""
+    if result.error:
+        return f"{result.source}: failed: {result.error}"
+    if result.not_modified:
+        return f"{result.source}: not modified"
+    parts = [f"{result.documents} new documents"]
+    if result.duplicates:
+        parts.append(f"{result.duplicates} already sent")
+    if result.near_duplicates:
+        parts.append(f"{result.near_duplicates} near-duplicates")
+    if result.unlisted:
+        parts.append(f"{len(result.unlisted)} unlisted tickers kept ({_sample(result.unlisted)})")
+    dead = []
+    for reason, count in sorted(result.reasons.items(), key=lambda kv: (-kv[1], kv[0])):
+        symbols = f" ({_sample(result.unknown)})" if reason == "unknown_ticker" else ""
+        dead.append(f"{count} {reason}{symbols}")
+    if dead:
+        parts.append(f"dead-lettered {', '.join(dead)}")
+    if result.repeated:
+        parts.append(f"{result.repeated} rejects already dead-lettered, not sent again")
+    return f"{result.source}: {', '.join(parts)}"
+
+
+def _sample(symbols: Sequence[str]) -> str:
+    shown = ", ".join(symbols[:SAMPLE])
+    more = len(symbols) - SAMPLE
+    return f"{shown} ... and {more} more" if more > 0 else shown
 
 
 class Checkpoint:
@@ -211,13 +258,18 @@ class Ingestor:
             # configured: dead-letter it and keep the schedule going.
             result.error = str(exc)
             self.counters.inc("ingest.fetch_errors")
-            self._send_rejects([reject(source.name, _fetch_reason(exc), str(exc), source.url)])
+            reason = _fetch_reason(exc)
+            self._send_rejects([reject(source.name, reason, str(exc), source.url)])
             result.rejected += 1
+            result.reasons[reason] = 1
+            log.error("%s (dead-lettered as %s)", summary(result), reason)
         except Exception as exc:
             # A bug in a parser or a broker outage must not stop the other sources.
             log.exception("%s: run failed", source.name)
             result.error = f"{type(exc).__name__}: {exc}"
             self.counters.inc("ingest.run_errors")
+        else:
+            log.log(logging.WARNING if result.rejected else logging.INFO, "%s", summary(result))
         result.seconds = time.monotonic() - clock
         self.state.record_run(
             source.name, started, utcnow(), result.documents, result.rejected, result.error
@@ -236,11 +288,13 @@ class Ingestor:
             fresh = self._fresh(batch.documents)
             result.duplicates = len(batch.documents) - len(fresh)
             # Only new documents are linked, so an unknown symbol is dead-lettered once.
-            fresh, rejects = self._link(fresh, batch.rejected)
+            fresh, rejects, unknown = self._link(fresh, batch.rejected, result)
             if self.near is not None:
                 fresh = [self.near.mark(doc) for doc in fresh]
             result.near_duplicates = sum(doc.dup_of is not None for doc in fresh)
+            all_rejects = len(rejects)
             rejects = self._fresh_rejects(rejects)
+            result.repeated = all_rejects - len(rejects)
             self.producer.publish(fresh, rejects)
             now = utcnow()
             self.state.mark_seen(SEEN, [doc.doc_id for doc in fresh], now)
@@ -253,22 +307,35 @@ class Ingestor:
         self.counters.inc("ingest.documents", len(fresh))
         self.counters.inc("ingest.duplicates", result.duplicates)
         self.counters.inc("ingest.near_duplicates", result.near_duplicates)
+        self.counters.inc(
+            "ingest.unlisted", sum(len(doc.meta.get("unlisted", ())) for doc in fresh)
+        )
         for rej in rejects:
             self.counters.inc(f"ingest.rejected.{rej.reason}")
+            result.reasons[rej.reason] = result.reasons.get(rej.reason, 0) + 1
+            if (symbol := unknown.get(_reject_id(rej))) and symbol not in result.unknown:
+                result.unknown.append(symbol)
 
     def _link(
-        self, documents: list[Document], rejects: list[Rejected]
-    ) -> tuple[list[Document], list[Rejected]]:
+        self, documents: list[Document], rejects: list[Rejected], result: RunResult
+    ) -> tuple[list[Document], list[Rejected], dict[str, str]]:
+        """Link the documents; return them, the rejects and each unknown_ticker reject's symbol."""
         if self.linker is None:
-            return documents, rejects
-        linked_docs, out = [], list(rejects)
+            return documents, rejects, {}
+        linked_docs, out, unknown = [], list(rejects), {}
         for doc in documents:
             linked = self.linker.link(doc)
             linked_docs.append(linked.doc)
             for symbol in linked.unknown:
                 detail = f"{symbol!r} is not a known ticker (document {doc.doc_id}: {doc.url})"
-                out.append(reject(doc.source, "unknown_ticker", detail, doc.model_dump_json()))
-        return linked_docs, out
+                rej = reject(doc.source, "unknown_ticker", detail, doc.model_dump_json())
+                unknown[_reject_id(rej)] = symbol
+                out.append(rej)
+            for symbol in linked.unlisted:
+                log.debug("%s: %r kept as unlisted (document %s)", doc.source, symbol, doc.doc_id)
+                if symbol not in result.unlisted:
+                    result.unlisted.append(symbol)
+        return linked_docs, out, unknown
 
     def _fresh(self, documents: list[Document]) -> list[Document]:
         unique: dict[str, Document] = {}

@@ -79,19 +79,8 @@ class IngestScheduler:
     def _run(self, name: str) -> None:
         if self._stopped.is_set():
             return
+        # The ingestor logs the run's one summary line; a second one here would repeat it.
         result = self.ingestor.run(self.sources[name])
-        if result.error:
-            log.error("%s: %s", name, result.error)
-        else:
-            log.info(
-                "%s: %d new documents, %d already sent, %d near-duplicates, %d rejected%s",
-                name,
-                result.documents,
-                result.duplicates,
-                result.near_duplicates,
-                result.rejected,
-                " (not modified)" if result.not_modified else "",
-            )
         if self.on_run is not None:
             self.on_run(result)
 
