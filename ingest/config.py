@@ -1,18 +1,27 @@
-"""Read sources.yaml into source specs, with errors that name the file, entry and field."""
+"""Read sources.yaml into source specs, naming file, line and field of each mistake.
+
+Every problem in a file is collected before anything is raised, so one run of
+``surveil sources check`` lists them all, as ``surveil rules check`` does for rules files.
+Values are read from the composed YAML nodes (`infra.yamlnodes`), which keeps each field's
+line and takes strings as written.
+"""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from infra.errors import ConfigError
-from infra.yamlnodes import seconds
+from infra.yamlnodes import Fields, NodeReader, hint
 from ingest.base import Source
+from ingest.text import is_symbol
+from ingest.tickers import canonical_variant
 
 # kind -> (module, class): imported on use, so a parser's dependencies load only when needed.
 KINDS: Mapping[str, tuple[str, str]] = {
@@ -26,9 +35,21 @@ KINDS: Mapping[str, tuple[str, str]] = {
     "reddit-csv": ("ingest.reddit", "RedditCsvSource"),
 }
 _FORMS = frozenset(k for k in KINDS if k.startswith("edgar-"))
-_FIELDS = frozenset(
-    {"name", "kind", "url", "interval", "jitter", "tickers", "headers", "forms", "enabled"}
-)
+_COMMON = frozenset({"name", "kind", "url", "interval", "jitter", "tickers", "headers", "enabled"})
+_FIELDS = _COMMON | {"forms"}
+_NULL = "tag:yaml.org,2002:null"
+
+
+class SourcesError(ConfigError):
+    """A sources file has problems; ``problems`` lists every one as ``FILE:LINE: FIELD: what``.
+
+    Args:
+        problems: the messages, in file order.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
 
 
 @dataclass(frozen=True)
@@ -83,103 +104,153 @@ def make_source(
     return source
 
 
-def load_specs(path: Path) -> list[SourceSpec]:
+def load_specs(path: Path | str) -> list[SourceSpec]:
     """Return the source specs a YAML file lists under ``sources:``.
 
     Raises:
-        ConfigError: the file is unreadable or an entry is invalid (the message names the
-            file, the line and the field).
+        SourcesError: the file is unreadable or has problems; ``.problems`` lists them all.
     """
+    file = str(path)
     try:
-        text = path.read_text("utf-8")
-        data: Any = yaml.safe_load(text)
-        nodes = yaml.compose(text)
-    except (OSError, yaml.YAMLError) as exc:
-        msg = f"{path}: {exc}"
-        raise ConfigError(msg) from exc
-    entries = data.get("sources") if isinstance(data, dict) else None
-    if not isinstance(entries, list):
-        msg = f"{path}: expected a top-level 'sources:' list"
-        raise ConfigError(msg)
-    lines = _entry_lines(nodes)
-    specs: list[SourceSpec] = []
-    for index, entry in enumerate(entries):
-        line = lines[index] if index < len(lines) else 0
-        spec = _spec(entry, f"{path}:{line}: sources[{index}]")
-        if any(s.name == spec.name for s in specs):
-            msg = f"{path}:{line}: sources[{index}]: duplicate source name {spec.name!r}"
-            raise ConfigError(msg)
-        specs.append(spec)
+        text = Path(path).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourcesError([f"{file}: cannot read the file: {exc}"]) from exc
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SourcesError([f"{file}:{line}: invalid YAML: {problem}"]) from exc
+    reader = NodeReader(file)
+    specs = _specs(reader, root)
+    if reader.problems:
+        raise SourcesError(reader.sorted())
     return specs
 
 
-def _entry_lines(root: yaml.Node | None) -> list[int]:
-    if not isinstance(root, yaml.MappingNode):
-        return []
-    for key, value in root.value:
-        if key.value == "sources" and isinstance(value, yaml.SequenceNode):
-            return [item.start_mark.line + 1 for item in value.value]
+def check_file(path: Path | str) -> list[str]:
+    """Return every problem of a sources file, each naming file, line and field (empty: valid)."""
+    try:
+        load_specs(path)
+    except SourcesError as exc:
+        return exc.problems
     return []
 
 
-def _spec(entry: Any, where: str) -> SourceSpec:
-    if not isinstance(entry, dict):
-        msg = f"{where}: expected a mapping"
-        raise ConfigError(msg)
-    unknown = sorted(set(entry) - _FIELDS)
-    if unknown:
-        msg = f"{where}: unknown field(s) {', '.join(map(str, unknown))}"
-        raise ConfigError(msg)
-    for key in ("name", "kind", "url"):
-        if not isinstance(entry.get(key), str) or not entry[key]:
-            msg = f"{where}: missing or empty field '{key}'"
-            raise ConfigError(msg)
-    if entry["kind"] not in KINDS:
-        msg = f"{where}: field 'kind': {entry['kind']!r} is not one of {', '.join(KINDS)}"
-        raise ConfigError(msg)
-    interval = seconds(entry.get("interval", 300), f"{where}: field 'interval'")
-    jitter = (
-        seconds(entry["jitter"], f"{where}: field 'jitter'")
-        if entry.get("jitter") not in (None, 0, "0")
-        else (0.0 if "jitter" in entry else min(interval * 0.1, 60.0))
+def _specs(r: NodeReader, root: yaml.Node | None) -> list[SourceSpec]:
+    if root is None:
+        r.problems.append(
+            f"{r.file}:1: the file is empty; expected a mapping with a 'sources:' list"
+        )
+        return []
+    top = r.fields(root, "", frozenset({"sources"}))
+    if top is None:
+        return []
+    specs: list[SourceSpec] = []
+    first: dict[str, int] = {}
+    for here, item in top.need("sources", r.items, ": the file needs a 'sources:' list") or []:
+        name = next((v for k, v in _pairs(item) if k == "name"), None)
+        text = name.value.strip() if isinstance(name, yaml.ScalarNode) else ""
+        if name is not None and text in first:
+            line = first[text]
+            r.fail(name, f"{here}.name", f"duplicate source name {text!r} (first on line {line})")
+        elif name is not None and text:
+            first[text] = name.start_mark.line + 1
+        spec = _spec(r, item, here)
+        if spec is not None and name is not None and first[spec.name] == name.start_mark.line + 1:
+            specs.append(spec)
+    return specs
+
+
+def _pairs(node: yaml.Node) -> list[tuple[Any, yaml.Node]]:
+    return [(k.value, v) for k, v in node.value] if isinstance(node, yaml.MappingNode) else []
+
+
+def _spec(r: NodeReader, node: yaml.Node, where: str) -> SourceSpec | None:
+    kind = next((str(v.value) for k, v in _pairs(node) if k == "kind" and v.value in KINDS), None)
+    # forms filters EDGAR form types: on any other kind it would be silently ignored.
+    allowed = _FIELDS if kind is None or kind in _FORMS else _COMMON
+    f = r.fields(node, where, allowed, f" for a {kind} source" if kind else "")
+    if f is None:
+        return None
+    interval = f.get("interval", r.duration, 300.0)
+    values: dict[str, Any] = {
+        "name": f.need("name", r.text),
+        "kind": f.need("kind", partial(_kind, r)),
+        "url": f.need("url", r.text),
+        "interval": interval,
+        "jitter": f.get("jitter", partial(_jitter, r), min((interval or 0) * 0.1, 60.0)),
+        "tickers": f.get("tickers", partial(_tickers, r), ()),
+        "headers": f.get("headers", partial(_headers, r), {}),
+        "forms": f.get("forms", partial(_texts, r), ()),
+        "enabled": f.get("enabled", r.flag, True),
+    }
+    if any(v is None for v in values.values()):
+        return None
+    return SourceSpec(**values)
+
+
+def _jitter(r: NodeReader, node: yaml.Node, where: str) -> float | None:
+    # An empty `jitter:` has always meant none.
+    if isinstance(node, yaml.ScalarNode) and node.tag == _NULL:
+        return 0.0
+    return r.duration(node, where, zero_ok=True)
+
+
+def _kind(r: NodeReader, node: yaml.Node, where: str) -> str | None:
+    kind = r.text(node, where)
+    if kind is not None and kind not in KINDS:
+        # "atom" is no close match for "edgar-atom" to difflib, but it is what was meant.
+        near = [k for k in KINDS if kind.lower() in k]
+        say = f"did you mean {near[0]!r}?" if len(near) == 1 else hint(kind, KINDS)
+        r.fail(node, where, f"unknown kind {kind!r}; {say}")
+        return None
+    return kind
+
+
+def _texts(r: NodeReader, node: yaml.Node, where: str) -> tuple[str, ...] | None:
+    # `tickers:` or `forms:` left empty means none, as it always has.
+    if isinstance(node, yaml.ScalarNode) and node.tag == _NULL:
+        return ()
+    if not isinstance(node, yaml.SequenceNode):
+        r.fail(node, where, f"expected a list of strings, got {r.got(node)}")
+        return None
+    return r.texts(node, where)
+
+
+def _tickers(r: NodeReader, node: yaml.Node, where: str) -> tuple[str, ...] | None:
+    values = _texts(r, node, where)
+    if not values:
+        return values
+    symbols = tuple(canonical_variant(v) for v in values)
+    bad = [
+        (here, item, value)
+        for (here, item), value in zip(r.items(node, where), symbols, strict=False)
+        if not is_symbol(value)
+    ]
+    for here, item, value in bad:
+        r.fail(
+            item, here, f"expected a ticker symbol (1-5 letters, a class like BRK.B), got {value!r}"
+        )
+    return None if bad else symbols
+
+
+def _headers(r: NodeReader, node: yaml.Node, where: str) -> dict[str, str] | None:
+    if isinstance(node, yaml.ScalarNode) and node.tag == _NULL:
+        return {}
+    keys = (
+        frozenset(str(k.value) for k, _ in node.value)
+        if isinstance(node, yaml.MappingNode)
+        else frozenset()
     )
-    return SourceSpec(
-        name=entry["name"],
-        kind=entry["kind"],
-        url=entry["url"],
-        interval=interval,
-        jitter=jitter,
-        tickers=_strings(entry, "tickers", where),
-        headers=_headers(entry, where),
-        forms=_strings(entry, "forms", where),
-        enabled=_flag(entry, "enabled", where),
-    )
-
-
-def _strings(entry: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
-    value = entry.get(key) or []
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        msg = f"{where}: field '{key}' must be a list of strings"
-        raise ConfigError(msg)
-    return tuple(value)
-
-
-def _headers(entry: dict[str, Any], where: str) -> dict[str, str]:
-    value = entry.get("headers") or {}
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        msg = f"{where}: field 'headers' must map header names to strings"
-        raise ConfigError(msg)
-    return dict(value)
-
-
-def _flag(entry: dict[str, Any], key: str, where: str) -> bool:
-    value = entry.get(key, True)
-    if not isinstance(value, bool):
-        msg = f"{where}: field '{key}' must be true or false"
-        raise ConfigError(msg)
-    return value
+    f: Fields | None = r.fields(node, where, keys)
+    if f is None:
+        return None
+    values = {name: f.get(name, r.text) for name in f.values}
+    if any(v is None for v in values.values()):
+        return None
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def load_sources(path: Path, *, body_max_chars: int = 20_000) -> list[Source]:

@@ -1,4 +1,5 @@
-"""`surveil ingest`: fetch sources once or on a schedule, or parse one recorded file."""
+"""`surveil ingest` (fetch sources once or on a schedule, or parse one recorded file) and
+`surveil sources check`."""
 
 from __future__ import annotations
 
@@ -193,3 +194,33 @@ def _print_results(results: Sequence[RunResult]) -> None:
             status,
         )
     console.print(table)
+
+
+@click.group("sources")
+def sources_group() -> None:
+    """Sources files (sources.yaml)."""
+
+
+@sources_group.command("check")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False), required=False)
+@click.pass_context
+def sources_check(ctx: click.Context, file: Path | None) -> None:
+    """Validate a sources file; print every problem with file, line and field; exit 1 on any.
+
+    FILE defaults to the configured sources file (SURVEIL_SOURCES_FILE, else sources.yaml).
+    """
+    from ingest.config import SourcesError, load_specs  # noqa: PLC0415
+
+    path = file or ctx.obj.settings().sources_file
+    try:
+        specs = load_specs(path)
+    except SourcesError as exc:
+        for problem in exc.problems:
+            err_console.print(problem, highlight=False, markup=False, soft_wrap=True)
+        err_console.print(
+            f"{len(exc.problems)} problem(s) in {path}", highlight=False, soft_wrap=True
+        )
+        sys.exit(1)
+    enabled = sum(s.enabled for s in specs)
+    off = f" ({len(specs) - enabled} disabled)" if enabled < len(specs) else ""
+    console.print(f"{path}: {len(specs)} sources OK{off}", highlight=False, soft_wrap=True)
