@@ -23,8 +23,8 @@ from typing import Any
 import pandas as pd
 
 from infra import quant
-from infra.db import ReadOnlyReader
-from infra.errors import StoreError
+from infra.db import QueryLimits, ReadOnlyReader
+from infra.errors import ConfigError, StoreError
 from infra.quant import DEFAULT_FREQ, READ_ONLY, AlertTime, Moment, Reader
 from infra.settings import Settings
 from surveil.endpoint import WorkerReader, dsn_location, query_limits, read_token, token_path
@@ -128,8 +128,8 @@ def _utc_columns(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def connect(settings: Settings | None = None) -> Quant:
-    """Open read-only access to the data the settings point at.
+def connect(settings: Settings | None = None, *, run: str | None = None) -> Quant:
+    """Open read-only access to the data the settings point at, or to a replay run's.
 
     With a ClickHouse server, a read-only connection of its own. With embedded chDB, the
     folder belongs to the process that writes it: when a worker of this folder and database
@@ -137,13 +137,21 @@ def connect(settings: Settings | None = None) -> Quant:
     through its read-only endpoint; otherwise the folder is opened directly, read-only. Every
     way, a query is one read statement within the ``query_*`` limits of the settings.
 
+    Args:
+        settings: the SURVEIL_* settings (default: from the environment and .env).
+        run: a replay run's id (`surveil runs list`): its database, where the replay wrote
+            it (with chDB its own folder, which no worker holds), and ``{db}`` names it.
+
     Raises:
+        ConfigError: there is no such run.
         StoreError: the folder is held by another process and no worker endpoint serving it
             answered at ``web_port``; or the server could not be reached.
     """
     from_env: dict[str, Any] = {}  # everything from SURVEIL_* variables and .env
     settings = settings or Settings(**from_env)
     limits = query_limits(settings)
+    if run is not None:
+        return _run_quant(settings, run, limits)
     if not settings.dsn.startswith("chdb:"):
         reader = ReadOnlyReader(settings.dsn, settings.clickhouse_database, limits)
         return Quant(reader, reader.close, "server")
@@ -159,6 +167,26 @@ def connect(settings: Settings | None = None) -> Quant:
         )
         raise StoreError(msg) from exc
     return Quant(reader, reader.close, "chdb")
+
+
+def _run_quant(settings: Settings, run: str, limits: QueryLimits) -> Quant:
+    """Open a replay run's database read-only."""
+    from surveil.replay import run_database, runs_dsn  # noqa: PLC0415 - replay loads the models
+
+    database = run_database(settings, run)
+    reader = ReadOnlyReader(runs_dsn(settings), database, limits)
+    try:
+        found = reader.query(
+            "SELECT 1 FROM system.databases WHERE name = {n:String}", {"n": database}
+        )[1]
+    except BaseException:
+        reader.close()
+        raise
+    if not found:
+        reader.close()
+        msg = f"no run {run} (database {database}): `surveil runs list` shows the runs"
+        raise ConfigError(msg)
+    return Quant(reader, reader.close, "run")
 
 
 def _worker_reader(settings: Settings) -> tuple[WorkerReader | None, str]:

@@ -100,6 +100,23 @@ def _freq(ctx: click.Context, param: click.Parameter, value: str) -> str:
         raise click.BadParameter(str(exc)) from exc
 
 
+def _default_freq() -> str:
+    from infra.quant import DEFAULT_FREQ  # noqa: PLC0415 - pandas is slow to import
+
+    return DEFAULT_FREQ
+
+
+def _run(command: F) -> F:
+    """Add --run: read a replay run's database instead of the live one."""
+    return click.option(
+        "--run",
+        "run",
+        default=None,
+        metavar="ID",
+        help="Read this replay run's results (`surveil runs list`) instead of the live data.",
+    )(command)
+
+
 def _window(command: F) -> F:
     """Add --from and --to (default: the 24 hours up to now)."""
     command = click.option(
@@ -147,16 +164,17 @@ def _range(start: datetime | None, end: datetime | None) -> tuple[datetime, date
 
 
 @contextmanager
-def _quant(ctx: click.Context, sql: str = "") -> Iterator[Quant]:
+def _quant(ctx: click.Context, sql: str = "", run: str | None = None) -> Iterator[Quant]:
     """Open `surveil.api` on the CLI's settings, close it after; SurveilError exits 1.
 
     Args:
         sql: the user's own SQL, if any, so that an error keeps what they wrote.
+        run: a replay run's id, to read its database instead of the live one.
     """
     from surveil.api import connect  # noqa: PLC0415 - keep --help fast
 
     try:
-        with connect(ctx.obj.settings()) as quant:
+        with connect(ctx.obj.settings(), run=run) as quant:
             yield quant
     except SurveilError as exc:
         if "UNKNOWN_DATABASE" in str(exc):
@@ -234,14 +252,15 @@ def query_group() -> None:
     default="table",
     show_default=True,
 )
+@_run
 @click.pass_context
-def query_sql(ctx: click.Context, sql: str, fmt: str) -> None:
+def query_sql(ctx: click.Context, sql: str, fmt: str, run: str | None) -> None:
     """Run read-only SQL ({db} names surveil's database) and print the result."""
     if _FORMAT_CLAUSE.search(sql):
         # Ours would follow it: ClickHouse then reports a syntax error past the user's text.
         msg = "leave out the FORMAT clause: choose the output with --format table|csv|json"
         raise click.UsageError(msg)
-    with _quant(ctx, sql) as quant:
+    with _quant(ctx, sql, run) as quant:
         frame = quant.sql(sql)
     _emit(frame, fmt, None, "the query returned no rows")
 
@@ -251,14 +270,15 @@ def query_sql(ctx: click.Context, sql: str, fmt: str) -> None:
 @_window
 @click.option(
     "--freq",
-    default="5min",
-    show_default=True,
+    default=_default_freq,
+    show_default="1h",
     callback=_freq,
     metavar="WIDTH",
     help="Bucket width in minutes, hours or days: 1min, 5m, 15min, 1h, 1d.",
 )
 @_as_of
 @_output
+@_run
 @click.pass_context
 def query_sentiment(
     ctx: click.Context,
@@ -269,6 +289,7 @@ def query_sentiment(
     as_of: datetime | None,
     fmt: str,
     out: Path | None,
+    run: str | None,
 ) -> None:
     """Print tickers' sentiment per time bucket.
 
@@ -278,7 +299,7 @@ def query_sentiment(
     _check_out(fmt, out)
     start, end = _range(start, end)
     names = [t.upper() for t in tickers]
-    with _quant(ctx) as quant:
+    with _quant(ctx, run=run) as quant:
         frame = quant.sentiment(names, start, end, freq=freq, as_of=as_of)
         _warn_unknown(quant, names, list(frame["ticker"]) if len(frame) else [])
     _emit(frame, fmt, out, f"no documents for {', '.join(names)} {_span(start, end)}")
@@ -289,6 +310,7 @@ def query_sentiment(
 @_window
 @_as_of
 @_output
+@_run
 @click.pass_context
 def query_documents(
     ctx: click.Context,
@@ -298,11 +320,12 @@ def query_documents(
     as_of: datetime | None,
     fmt: str,
     out: Path | None,
+    run: str | None,
 ) -> None:
     """Print a ticker's scored documents in a range, oldest first."""
     _check_out(fmt, out)
     start, end = _range(start, end)
-    with _quant(ctx) as quant:
+    with _quant(ctx, run=run) as quant:
         frame = quant.documents(ticker.upper(), start, end, as_of=as_of)
         _warn_unknown(quant, [ticker.upper()], [ticker.upper()] if len(frame) else [])
     _emit(frame, fmt, out, f"no documents for {ticker.upper()} {_span(start, end)}", DOCUMENT_TABLE)
@@ -315,6 +338,7 @@ def query_documents(
 )
 @_window
 @_output
+@_run
 @click.pass_context
 def query_alerts(
     ctx: click.Context,
@@ -324,12 +348,13 @@ def query_alerts(
     end: datetime | None,
     fmt: str,
     out: Path | None,
+    run: str | None,
 ) -> None:
     """Print the alert states (firing, resolved) fired in a range."""
     _check_out(fmt, out)
     start, end = _range(start, end)
     names = [t.upper() for t in tickers] or None
-    with _quant(ctx) as quant:
+    with _quant(ctx, run=run) as quant:
         frame = quant.alerts(start, end, tickers=names, state=state)
     _emit(frame, fmt, out, f"no alerts {_span(start, end)}", ALERT_TABLE)
 
@@ -338,7 +363,12 @@ def query_alerts(
 @click.argument("ticker")
 @_window
 @click.option(
-    "--freq", default="1h", show_default=True, callback=_freq, metavar="WIDTH", help="Bucket width."
+    "--freq",
+    default=_default_freq,
+    show_default="1h",
+    callback=_freq,
+    metavar="WIDTH",
+    help="Bucket width.",
 )
 @_as_of
 @click.option(
@@ -347,6 +377,15 @@ def query_alerts(
     required=True,
     help="The PNG file to write.",
 )
+@click.option(
+    "--tz",
+    default="UTC",
+    show_default=True,
+    envvar="SURVEIL_PLOT_TZ",
+    show_envvar=True,
+    help="Time zone of the time axis (IANA name, e.g. America/New_York).",
+)
+@_run
 @click.pass_context
 def plot_command(
     ctx: click.Context,
@@ -356,20 +395,25 @@ def plot_command(
     freq: str,
     as_of: datetime | None,
     out: Path,
+    tz: str,
+    run: str | None,
 ) -> None:
     """Draw a ticker's sentiment, document counts and alerts over time as a PNG."""
     from surveil.plot import plot_sentiment  # noqa: PLC0415 - matplotlib is slow to import
 
     start, end = _range(start, end)
     name = ticker.upper()
-    with _quant(ctx) as quant:
+    with _quant(ctx, run=run) as quant:
         series = quant.sentiment([name], start, end, freq=freq, as_of=as_of)
-        alerts = quant.alerts(start, end, tickers=[name])
+        # By event time: the alerts of a backfill or replay fired long after their window.
+        alerts = quant.alerts(start, end, tickers=[name], by="window_end")
         _warn_unknown(quant, [name], [name] if len(series) else [])
     try:
-        plot_sentiment(series, alerts, name, out, start=start, end=end, freq=freq)
+        plot_sentiment(series, alerts, name, out, start=start, end=end, freq=freq, tz=tz)
     except OSError as exc:
         raise click.FileError(str(out), str(exc)) from exc
+    except SurveilError as exc:  # e.g. an unknown time zone
+        _fail(exc)
     documents = int(series["documents"].sum()) if len(series) else 0
     click.echo(
         f"wrote {out}: {documents} documents, {len(series)} buckets, {len(alerts)} alert states"

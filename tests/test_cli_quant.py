@@ -159,7 +159,9 @@ def test_raw_sql_still_works_and_stays_read_only(env: dict[str, str]) -> None:
 
 
 def test_sentiment_json_has_the_means_per_five_minutes(env: dict[str, str]) -> None:
-    rows = _json(_run(env, "query", "sentiment", "aapl", *RANGE, "--format", "json"))
+    rows = _json(
+        _run(env, "query", "sentiment", "aapl", *RANGE, "--freq", "5min", "--format", "json")
+    )
     assert [(r["bucket"], r["documents"]) for r in rows] == [
         ("2026-03-02T13:00:00+00:00", 2),
         ("2026-03-02T13:05:00+00:00", 1),
@@ -189,7 +191,11 @@ def test_sentiment_buckets_by_freq_across_tickers_as_csv(env: dict[str, str]) ->
 
 def test_sentiment_as_of_drops_what_was_scored_later(env: dict[str, str]) -> None:
     as_of = ["--as-of", "2026-03-02T15:10+02:00"]  # 13:10 UTC: d2 was scored at 13:30
-    rows = _json(_run(env, "query", "sentiment", "AAPL", *RANGE, *as_of, "--format", "json"))
+    rows = _json(
+        _run(
+            env, "query", "sentiment", "AAPL", *RANGE, *as_of, "--freq", "5min", "--format", "json"
+        )
+    )
     assert [(r["bucket"][11:16], r["documents"], r["mean_score"]) for r in rows] == [
         ("13:00", 1, 0.5),
         ("13:05", 1, 0.75),
@@ -198,15 +204,16 @@ def test_sentiment_as_of_drops_what_was_scored_later(env: dict[str, str]) -> Non
 
 def test_sentiment_writes_parquet_and_a_table(env: dict[str, str], tmp_path: Path) -> None:
     out = tmp_path / "aapl.parquet"
+    five = ["--freq", "5min"]
     result = _run(
-        env, "query", "sentiment", "AAPL", *RANGE, "--format", "parquet", "--out", str(out)
+        env, "query", "sentiment", "AAPL", *RANGE, *five, "--format", "parquet", "--out", str(out)
     )
     assert result.exit_code == 0 and "wrote 3 rows" in result.stderr
     frame = pd.read_parquet(out)
     assert list(frame["documents"]) == [2, 1, 1]
     assert frame["bucket"].iloc[0] == pd.Timestamp(T0)
     assert _run(env, "query", "sentiment", "AAPL", "--format", "parquet").exit_code == 2
-    table = _run(env, "query", "sentiment", "AAPL", *RANGE).stdout
+    table = _run(env, "query", "sentiment", "AAPL", *RANGE, *five).stdout
     assert "2026-03-02 13:05:00" in table and "0.7500" in table and "3 rows" in table
 
 
@@ -300,3 +307,60 @@ def test_a_reader_that_leaves_early_ends_the_query_quietly(tmp_path: Path) -> No
         proc.stdout.close()
         errors = proc.stderr.read().decode()
         assert proc.wait(60) in (0, 1) and errors == "", (fmt, errors)
+
+
+@pytest.fixture(scope="module")
+def with_run(env: dict[str, str]) -> dict[str, str]:
+    """The same state folder with a replay run "r1" holding two AAPL scores."""
+    from surveil.replay import open_run
+
+    settings = Settings(_env_file=None, state_dir=Path(env["SURVEIL_STATE_DIR"]))  # type: ignore[call-arg]
+    warehouse = open_run(settings, "r1")
+    try:
+        Store(warehouse).write_scores([SCORES[0], SCORES[2]])
+    finally:
+        warehouse.close()
+    return env
+
+
+def test_query_and_plot_read_a_run_with_run(with_run: dict[str, str], tmp_path: Path) -> None:
+    sql = "SELECT ticker, count() AS n FROM {db}.scores GROUP BY ticker"
+    assert _json(_run(with_run, "query", "--run", "r1", sql, "--format", "json")) == [
+        {"ticker": "AAPL", "n": 2}
+    ]
+    assert _json(_run(with_run, "query", sql, "--run", "r1", "--format", "json")) == [
+        {"ticker": "AAPL", "n": 2}
+    ]  # the live data has 4 AAPL scores: this is the run's
+    rows = _json(
+        _run(with_run, "query", "sentiment", "AAPL", *RANGE, "--run", "r1", "--format", "json")
+    )
+    assert sum(r["documents"] for r in rows) == 2
+    out = tmp_path / "run.png"
+    drawn = _run(with_run, "plot", "AAPL", *RANGE, "--run", "r1", "--out", str(out))
+    assert drawn.exit_code == 0, drawn.output
+    assert "2 documents" in drawn.stdout and out.read_bytes().startswith(PNG)
+    missing = _run(with_run, "query", "--run", "nope", sql)
+    assert missing.exit_code == 1 and "no run nope" in missing.stderr
+
+
+def test_the_api_opens_a_run(with_run: dict[str, str]) -> None:
+    from surveil.api import connect
+
+    settings = Settings(_env_file=None, state_dir=Path(with_run["SURVEIL_STATE_DIR"]))  # type: ignore[call-arg]
+    with connect(settings, run="r1") as quant:
+        assert quant.sql("SELECT count() AS n FROM {db}.scores")["n"].tolist() == [2]
+
+
+def test_plot_speaks_the_zone_asked_for_and_draws_alerts_by_event_time(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "ny.png"
+    # a1 fired at 14:03 and its resolved state's window ended at 14:40: both in this range
+    # by event time; by fired_at the resolved one (fired 14:03) is in too, so pick a range
+    # that only event time covers: 14:30-15:00 holds a1's resolved window end alone.
+    window = ["--from", "2026-03-02T14:30", "--to", "2026-03-02T15:00"]
+    drawn = _run(env, "plot", "AAPL", *window, "--tz", "America/New_York", "--out", str(out))
+    assert drawn.exit_code == 0, drawn.output
+    assert "1 alert states" in drawn.stdout
+    bad = _run(env, "plot", "AAPL", *RANGE, "--tz", "Mars/Olympus", "--out", str(out))
+    assert bad.exit_code == 1 and "Mars/Olympus" in bad.stderr
