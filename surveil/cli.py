@@ -301,7 +301,7 @@ def _print_table(title: str | None, columns: list[str], rows: list[tuple[Any, ..
 def _register() -> None:
     from surveil.cli_alerts import alerts_group, rules_group  # noqa: PLC0415
     from surveil.cli_eval import classify_command, eval_command  # noqa: PLC0415
-    from surveil.cli_ingest import ingest_group  # noqa: PLC0415
+    from surveil.cli_ingest import ingest_group, sources_group  # noqa: PLC0415
     from surveil.cli_models import models_group, train_command  # noqa: PLC0415
     from surveil.cli_quant import plot_command, query_group  # noqa: PLC0415
     from surveil.cli_runs import replay_command, runs_group  # noqa: PLC0415
@@ -311,6 +311,7 @@ def _register() -> None:
     cli.add_command(classify_command)
     cli.add_command(models_group)
     cli.add_command(ingest_group)
+    cli.add_command(sources_group)
     cli.add_command(query_group)
     cli.add_command(plot_command)
     cli.add_command(replay_command)
