@@ -118,8 +118,17 @@ def load_datasets(
         if name not in DATASETS:
             msg = f"unknown data set {name!r}: use one of {', '.join(DATASETS)}"
             raise ConfigError(msg)
-        examples = load_csv(folder / name, DATASETS[name])
-        if limit is not None and len(examples) > limit:
-            examples = random.Random(seed).sample(examples, limit)  # noqa: S311
-        splits[name] = stratified_split(examples, seed)
+        splits[name] = load_split(folder / name, DATASETS[name], seed, limit)
     return splits
+
+
+def load_split(path: Path, task: str, seed: int = 13, limit: int | None = None) -> Split:
+    """Read one data file and split it as training does: sample ``limit`` rows, then split.
+
+    The same file, seed and limit give the same split, so an artifact's record of them
+    re-creates its held-out rows.
+    """
+    examples = load_csv(path, task)
+    if limit is not None and len(examples) > limit:
+        examples = random.Random(seed).sample(examples, limit)  # noqa: S311
+    return stratified_split(examples, seed)

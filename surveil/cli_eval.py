@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import click
 
-from infra.errors import DecodeError, SurveilError
+from infra.errors import ConfigError, DecodeError, SurveilError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -217,8 +217,7 @@ class _LexiconScorer:
     envvar="SURVEIL_MODEL",
     show_envvar=True,
     required=True,
-    type=click.Path(exists=True, path_type=Path),
-    help="Trained model artifact folder.",
+    help="Trained model artifact folder, or 'lexicon' (sentiment only, every row).",
 )
 @click.option(
     "--data",
@@ -228,6 +227,12 @@ class _LexiconScorer:
 )
 @click.option(
     "--task", required=True, type=click.Choice(["sentiment", "event"]), help="Which head to score."
+)
+@click.option(
+    "--split",
+    type=click.Choice(["test", "validation", "train", "all"]),
+    help="Rows to score: the artifact's own split of its training file, re-created from its "
+    "record, or all. [default: test for one of the artifact's training files, else all]",
 )
 @click.option(
     "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write JSON here."
@@ -240,16 +245,47 @@ class _LexiconScorer:
 )
 @click.option("--batch", default=BATCH, show_default=True, type=click.IntRange(min=1))
 def eval_command(
-    model: Path, data: Path, task: str, json_out: Path | None, plot_out: Path | None, batch: int
+    model: str,
+    data: Path,
+    task: str,
+    split: str | None,
+    json_out: Path | None,
+    plot_out: Path | None,
+    batch: int,
 ) -> None:
-    """Score a model on labelled data: per-class and averaged F1, beside the lexicon."""
+    """Score a model on labelled data: per-class and averaged F1, beside the lexicon.
+
+    Warns on stderr when rows scored were used to train the model or it predicts one class.
+    """
     from models.evaluate import run_eval  # noqa: PLC0415
 
+    lexicon = model == "lexicon"
+    if lexicon and task != "sentiment":
+        _fail(ConfigError("--model lexicon scores sentiment only: it has no event head"))
+    if not lexicon and not Path(model).exists():
+        msg = f"{model!r} is neither 'lexicon' nor a folder"
+        raise click.BadParameter(msg, param_hint="--model")
+
+    def factory(path: Path) -> Scorer:
+        return _LexiconScorer() if lexicon else load_engine(path)
+
     try:
-        text = run_eval(model, data, task, json_out, plot_out, load_engine, batch=batch)
+        result = run_eval(
+            Path(model),
+            data,
+            task,
+            json_out,
+            plot_out,
+            factory,
+            batch=batch,
+            split=split,
+            baseline=not lexicon,
+        )
     except SurveilError as exc:
         _fail(exc)
-    click.echo(text)
+    click.echo(result.text)
+    for warning in result.warnings:
+        click.echo(warning, err=True)
 
 
 @click.command("classify")

@@ -1,7 +1,9 @@
-"""Evaluation with a fake scorer, the eval and classify commands, and classify's input formats."""
+"""Evaluation with a fake scorer, the eval command on a real artifact's splits, the classify
+command, and classify's input formats."""
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from infra.errors import ConfigError, DecodeError, ModelError
-from models.data import Example, load_csv
+from models.data import Example, load_csv, load_datasets
 from models.evaluate import evaluate, evaluate_lexicon, run_eval
 from models.taxonomy import SENTIMENT, TOPICS
 from surveil import cli_eval
@@ -116,14 +118,15 @@ def test_unknown_labels_name_every_one(tmp_path: Path) -> None:
 def test_run_eval_text_json_and_plot(tmp_path: Path) -> None:
     data = _csv(tmp_path / "s.csv", SENTIMENT_ROWS)
     out, plot = tmp_path / "out" / "r.json", tmp_path / "out" / "r.png"
-    text = run_eval(tmp_path, data, "sentiment", out, plot, lambda _: FakeScorer())
+    text = run_eval(tmp_path, data, "sentiment", out, plot, lambda _: FakeScorer()).text
     assert "fake-1" in text and "lexicon" in text and "macro avg" in text
     payload = json.loads(out.read_text())
     assert payload["accuracy"] == pytest.approx(0.6)
     assert payload["baseline"]["name"] == "lexicon"
     assert plot.read_bytes().startswith(PNG_MAGIC)
     event = _csv(tmp_path / "e.csv", [("Q3 beat", "earnings")])
-    assert "no event head" in run_eval(tmp_path, event, "event", None, None, lambda _: FakeScorer())
+    result = run_eval(tmp_path, event, "event", None, None, lambda _: FakeScorer())
+    assert "no event head" in result.text
 
 
 def test_run_eval_reads_the_data_before_loading_the_model(tmp_path: Path) -> None:
@@ -159,6 +162,148 @@ def test_eval_command_unknown_labels_exit_1(
     result = CliRunner().invoke(eval_command, args)
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ") and "'bullish'" in result.stderr
+
+
+# --- eval on a real artifact: which rows, and what it warns of ---------------------------
+
+FPB = "fpb_sentiment.csv"
+
+
+def _eval(*args: str | Path) -> tuple[int, str, str, dict]:
+    """Run eval writing JSON; return the exit code, stdout, stderr and the JSON report."""
+    out = Path(str(args[args.index("--json") + 1])) if "--json" in args else None
+    result = CliRunner().invoke(eval_command, [str(a) for a in args])
+    report = json.loads(out.read_text()) if out is not None and out.is_file() else {}
+    return result.exit_code, result.stdout, result.stderr, report
+
+
+def _training_split(tiny_artifact: Path, shared_dir: Path) -> tuple[list[Example], list[Example]]:
+    """The artifact's train and test rows, as training made them from its config."""
+    config = json.loads((tiny_artifact / "config.json").read_text())
+    folder = shared_dir / "datasets"
+    split = load_datasets(folder, (FPB,), config["seed"], config["limit"])[FPB]
+    return split.train, split.test
+
+
+def _write(path: Path, examples: Sequence[Example]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows((e.text, SENTIMENT[e.label]) for e in examples)
+    return path
+
+
+def test_eval_scores_the_artifacts_held_out_rows_of_its_own_file(
+    tiny_artifact: Path, shared_dir: Path, tmp_path: Path
+) -> None:
+    data = shared_dir / "datasets" / FPB
+    out = tmp_path / "r.json"
+    code, stdout, stderr, report = _eval(
+        "--model", tiny_artifact, "--data", data, "--task", "sentiment", "--json", out
+    )
+    assert code == 0, stderr
+    recorded = json.loads((tiny_artifact / "metrics.json").read_text())
+    held_out, lexicon = recorded["test"][FPB], recorded["lexicon_test"][FPB]
+    assert report["split"] == "test" and "split test" in stdout  # the default, said
+    assert (
+        report["n"]
+        == held_out["n"]
+        == json.loads((tiny_artifact / "data.json").read_text())[FPB]["test"]
+    )
+    assert [sum(row) for row in report["confusion"]] == [sum(r) for r in held_out["confusion"]]
+    # the lexicon beside it scores the same rows: its numbers match those of training's test
+    assert report["baseline"]["confusion"] == lexicon["confusion"]
+    assert report["train_overlap"] == 0 and report["warnings"] == []
+    assert "warning" not in stderr
+
+
+def test_eval_warns_of_training_rows_for_split_train_and_all(
+    tiny_artifact: Path, shared_dir: Path, tmp_path: Path
+) -> None:
+    data = shared_dir / "datasets" / FPB
+    trained = json.loads((tiny_artifact / "data.json").read_text())[FPB]["train"]
+    args = ("--model", tiny_artifact, "--data", data, "--task", "sentiment", "--json")
+    code, _, stderr, report = _eval(*args, tmp_path / "train.json", "--split", "train")
+    assert code == 0, stderr
+    assert report["n"] == report["train_overlap"] == trained
+    line = (
+        f"warning: {trained:,} of {trained:,} rows were used to train this model; use --split test"
+    )
+    assert line in stderr.splitlines() and report["warnings"] == [line]
+    code, stdout, stderr, report = _eval(*args, tmp_path / "all.json", "--split", "all")
+    assert code == 0, stderr
+    total = len(load_csv(data, "sentiment"))
+    assert report["n"] == total and "split all" in stdout
+    # at least the training rows; a few more where the file repeats a training text
+    assert trained <= report["train_overlap"] < trained + 10
+    assert f"of {total:,} rows were used to train this model; use --split test" in stderr
+
+
+def test_eval_of_another_file_counts_its_training_rows_and_refuses_a_split(
+    tiny_artifact: Path, shared_dir: Path, tmp_path: Path
+) -> None:
+    train_rows, test_rows = _training_split(tiny_artifact, shared_dir)
+    data = _write(tmp_path / "mine.csv", [*train_rows[:7], *test_rows[:5]])
+    out = tmp_path / "r.json"
+    args = ("--model", tiny_artifact, "--data", data, "--task", "sentiment")
+    code, stdout, stderr, report = _eval(*args, "--json", out)
+    assert code == 0, stderr
+    assert report["split"] == "all" and report["n"] == 12 and report["train_overlap"] == 7
+    assert "warning: 7 of 12 rows were used to train this model" in stderr
+    code, _, stderr, _ = _eval(*args, "--split", "test")
+    assert code == 1 and "not one of this model's training files (fpb_sentiment.csv)" in stderr
+
+
+def test_eval_names_a_changed_training_file_and_refuses_its_split(
+    tiny_artifact: Path, shared_dir: Path, tmp_path: Path
+) -> None:
+    train_rows, test_rows = _training_split(tiny_artifact, shared_dir)
+    changed = tmp_path / "copy" / FPB  # the training file's name, other contents
+    changed.parent.mkdir()
+    _write(changed, [*test_rows[:4], *train_rows[:3]])
+    args = ("--model", tiny_artifact, "--data", changed, "--task", "sentiment")
+    code, _, stderr, _ = _eval(*args, "--split", "test")
+    assert code == 1
+    assert f"differs from the {FPB} this model was trained on" in stderr
+    assert "would not be the artifact's" in stderr
+    code, stdout, stderr, report = _eval(*args, "--json", tmp_path / "r.json")
+    assert code == 0, stderr
+    assert report["split"] == "all" and "has changed since training" in stdout
+    assert any(f"differs from the {FPB}" in w for w in report["warnings"])
+    assert report["train_overlap"] == 3  # checked against the recorded training file
+
+
+def test_eval_warns_when_the_model_predicts_one_class(
+    tiny_artifact: Path, shared_dir: Path, tmp_path: Path
+) -> None:
+    _, test_rows = _training_split(tiny_artifact, shared_dir)
+    engine = cli_eval.load_engine(tiny_artifact)
+    predicted = engine.probabilities([e.text for e in test_rows])[0].argmax(axis=1)
+    # held-out rows of every true label that the model itself calls neutral
+    neutral = [e for e, p in zip(test_rows, predicted, strict=True) if p == 1]
+    assert len({e.label for e in neutral}) > 1
+    data = _write(tmp_path / "called_neutral.csv", neutral)
+    code, _, stderr, report = _eval(
+        "--model", tiny_artifact, "--data", data, "--task", "sentiment", "--json", tmp_path / "r"
+    )
+    assert code == 0, stderr
+    line = "warning: the model predicted 'neutral' for every row"
+    assert line in stderr.splitlines() and line in report["warnings"]
+    assert report["n"] == len(neutral) and report["train_overlap"] == 0
+
+
+def test_eval_of_the_lexicon_scores_every_row_and_has_no_split(tmp_path: Path) -> None:
+    data = _csv(tmp_path / "s.csv", SENTIMENT_ROWS)
+    code, stdout, stderr, report = _eval(
+        "--model", "lexicon", "--data", data, "--task", "sentiment", "--json", tmp_path / "r"
+    )
+    assert code == 0, stderr
+    assert report["model"].startswith("lexicon") and report["n"] == 5
+    assert report["split"] == "all" and report["baseline"] is None
+    code, _, stderr, _ = _eval(
+        "--model", "lexicon", "--data", data, "--task", "sentiment", "--split", "test"
+    )
+    assert code == 1 and "needs a trained model artifact" in stderr
 
 
 def test_classify_lexicon_three_lines(tmp_path: Path) -> None:
