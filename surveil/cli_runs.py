@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -13,17 +14,29 @@ from rich.table import Table
 from infra.errors import SurveilError
 from surveil.cli_quant import TS
 
+if TYPE_CHECKING:
+    from surveil.replay import RunDiff, Selection
+
 console = Console()
+err_console = Console(stderr=True)
 
 
 def _fail(exc: SurveilError) -> None:
-    console.print(f"[red]error:[/red] {exc}", highlight=False)
+    err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
     sys.exit(1)
 
 
 @click.command("replay")
-@click.option("--from", "start", type=TS, required=True, help="Range start (Kafka time, UTC).")
+@click.option("--from", "start", type=TS, required=True, help="Range start, UTC (see --by).")
 @click.option("--to", "end", type=TS, required=True, help="Range end, exclusive.")
+@click.option(
+    "--by",
+    type=click.Choice(["published", "ingested"]),
+    default="published",
+    show_default=True,
+    help="Which time --from/--to select on: published, the documents' publication time "
+    "(reads all of docs.raw); ingested, their Kafka timestamps (when docs.raw received them).",
+)
 @click.option("--run-id", required=True, help="Name of the run (letters, digits, _).")
 @click.option(
     "--model",
@@ -35,7 +48,7 @@ def _fail(exc: SurveilError) -> None:
     "--speed",
     default="max",
     show_default=True,
-    help="max, or Nx to pace documents at N times their original rate.",
+    help="max, or Nx to pace documents at N times the rate of the --by clock.",
 )
 @click.option("--replace", is_flag=True, help="Drop an existing run of that id first.")
 @click.pass_context
@@ -43,21 +56,32 @@ def replay_command(
     ctx: click.Context,
     start: datetime,
     end: datetime,
+    by: Selection,
     run_id: str,
     model: Path | None,
     speed: str,
     replace: bool,
 ) -> None:
-    """Replay a range of docs.raw into the run's own database; alerts are recorded, never sent."""
-    from surveil.replay import replay  # noqa: PLC0415 - loads the model stack
+    """Replay a range of docs.raw into the run's own database; alerts are recorded, never sent.
+
+    Exits 1 when the range selects no document, saying what docs.raw holds. Warns when
+    --to is later than now: documents still arriving will make a later replay differ.
+    """
+    from surveil.cli import _require_broker  # noqa: PLC0415 - cli imports this module
+    from surveil.replay import future_range_note, replay  # noqa: PLC0415 - the model stack
 
     settings = ctx.obj.settings()
+    _require_broker(settings)
+    note = future_range_note(end, datetime.now(UTC))
+    if note:
+        err_console.print(f"warning: {note}", highlight=False, soft_wrap=True)
     try:
         report = replay(
             settings,
             run_id,
             start,
             end,
+            by=by,
             model=str(model) if model else None,
             speed=speed,
             progress=sys.stderr.isatty(),
@@ -66,7 +90,7 @@ def replay_command(
     except SurveilError as exc:
         _fail(exc)
     console.print(
-        f"run {report.run_id} ({report.database}, model {report.model_version}): "
+        f"run {report.run_id} ({report.database}, model {report.model_version}, by {by}): "
         f"{report.documents} documents, {report.scores} scores, {report.alerts} alert states "
         f"(dry run), {report.rejected} rejected, {report.seconds:.1f} s",
         soft_wrap=True,
@@ -117,17 +141,35 @@ def runs_list(ctx: click.Context) -> None:
 @click.option("--rows", default=20, show_default=True, help="Differing rows to show.")
 @click.pass_context
 def runs_diff(ctx: click.Context, run_a: str, run_b: str, freq: str, rows: int) -> None:
-    """Compare two runs' sentiment series per (ticker, bucket); exit 1 when they differ."""
-    from surveil.replay import diff_runs  # noqa: PLC0415
+    """Compare two runs' sentiment per (ticker, bucket) and their alerts; exit 1 if they differ."""
+    from surveil.replay import compare_runs  # noqa: PLC0415
 
     try:
-        diff = diff_runs(ctx.obj.settings(), run_a, run_b, freq)
+        diff = compare_runs(ctx.obj.settings(), run_a, run_b, freq)
     except SurveilError as exc:
         _fail(exc)
-    differing = diff[diff["differs"]]
+    for note in diff.notes:
+        err_console.print(f"warning: {note}", highlight=False, soft_wrap=True)
+    _print_series(diff, run_a, run_b, freq, rows)
+    _print_alerts(diff, run_a, run_b, rows)
+    if diff.differs:
+        sys.exit(1)
+
+
+def _print_series(diff: RunDiff, run_a: str, run_b: str, freq: str, rows: int) -> None:
+    series = diff.series
+    differing = series[series["differs"]]
+    both = series[series["present"] == "both"]
+    only = {side: int((series["present"] == side).sum()) for side in ("a", "b")}
+    largest = (
+        f"max |mean difference| {both['mean_diff'].abs().max():.6f} over the {len(both)} "
+        "buckets both have"
+        if len(both)
+        else "no bucket in both runs"
+    )
     console.print(
-        f"{len(diff)} (ticker, bucket) rows compared at {freq}: {len(differing)} differ; "
-        f"max |mean difference| {diff['mean_diff'].abs().max():.6f}",
+        f"{len(series)} (ticker, bucket) rows compared at {freq}: {len(differing)} differ "
+        f"({only['a']} only in a, {only['b']} only in b); {largest}",
         soft_wrap=True,
     )
     if differing.empty:
@@ -141,9 +183,27 @@ def runs_diff(ctx: click.Context, run_a: str, run_b: str, freq: str, rows: int) 
             f"{r.bucket:%Y-%m-%d %H:%M}",
             str(r.documents_a),
             str(r.documents_b),
-            f"{r.mean_a:+.4f}",
-            f"{r.mean_b:+.4f}",
-            f"{r.mean_diff:+.4f}",
+            "-" if r.present == "b" else f"{r.mean_a:+.4f}",
+            "-" if r.present == "a" else f"{r.mean_b:+.4f}",
+            f"only in {r.present}" if r.present != "both" else f"{r.mean_diff:+.4f}",
         )
     console.print(table)
-    sys.exit(1)
+
+
+def _print_alerts(diff: RunDiff, run_a: str, run_b: str, rows: int) -> None:
+    in_a, in_b = diff.alert_counts
+    console.print(
+        f"alert states: {in_a} in a, {in_b} in b; {len(diff.alerts_only_a)} only in a, "
+        f"{len(diff.alerts_only_b)} only in b",
+        soft_wrap=True,
+    )
+    differing = [("a", *key) for key in diff.alerts_only_a]
+    differing += [("b", *key) for key in diff.alerts_only_b]
+    if not differing:
+        return
+    table = Table(title=f"alert states of {run_a} (a) vs {run_b} (b)", caption="times in UTC")
+    for column in ("only in", "ticker", "rule", "state", "fired at"):
+        table.add_column(column)
+    for side, ticker, rule, state, fired_at in differing[:rows]:
+        table.add_row(side, str(ticker), str(rule), str(state), f"{fired_at:%Y-%m-%d %H:%M:%S}")
+    console.print(table)

@@ -1,13 +1,15 @@
 """Replay a time range of docs.raw into a run's own namespace, for backtests.
 
-A replay reads docs.raw by Kafka timestamp (``offsets_for_times`` gives the first offset of
-the range in every partition), in a fixed order (timestamp, partition, offset), and runs the
-functions the agents run: `streams.classify.score_documents`, the idempotent
-`streams.store.Store` writers, and the alert rules and router of the worker (with
-publication time as the router's clock). Nothing goes back to Kafka and nothing to a live
-channel: alerts get a ``dry-run`` delivery and are recorded in the run's own ``alerts``
-table. The same range, model and settings give the
-same documents, scores, rollups and alerts every time.
+A replay selects documents by publication time (``published``, the default: it reads every
+partition from its beginning to its end offsets at the start and keeps the documents whose
+``published_at`` is in the range) or by Kafka timestamp (``ingested``: ``offsets_for_times``
+gives the first offset of the range in every partition). Either way it keeps one fixed order
+(Kafka timestamp, partition, offset) and runs the functions the agents run:
+`streams.classify.score_documents`, the idempotent `streams.store.Store` writers, and the
+alert rules and router of the worker (with publication time as the router's clock). Nothing
+goes back to Kafka and nothing to a live channel: alerts get a ``dry-run`` delivery and are
+recorded in the run's own ``alerts`` table. The same range, model and settings give the same
+documents, scores, rollups and alerts every time, as long as the range lies in the past.
 
 Where a run lives: in its own database, ``<database>_run_<run_id>``. With embedded chDB the
 run databases sit in a separate folder (``<state_dir>/runs/clickhouse``), because the live
@@ -21,8 +23,8 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 import pandas as pd
 from kafka import KafkaConsumer, TopicPartition
@@ -48,6 +50,11 @@ log = logging.getLogger(__name__)
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 DRY_RUN = Delivery(channel="dry-run", ok=True, detail="replay: recorded, never sent")
+Selection = Literal["published", "ingested"]
+SELECTIONS: tuple[Selection, ...] = ("published", "ingested")
+# One alert state of one episode: an episode fires at one event time in both runs, while its
+# value and window follow the documents each run saw last.
+ALERT_KEY = ("ticker", "rule", "state", "fired_at")
 
 
 @dataclass
@@ -63,6 +70,17 @@ class RunReport:
     rejected: int = 0
     seconds: float = 0.0
     alert_list: list[Alert] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def future_range_note(end: datetime, now: datetime) -> str | None:
+    """Say why a range ending after ``now`` cannot be replayed the same way later."""
+    if utc(end) <= now:
+        return None
+    return (
+        f"the range ends in the future ({_moment(utc(end))} UTC): documents still arriving "
+        "will make a later replay differ"
+    )
 
 
 def run_database(settings: Settings, run_id: str) -> str:
@@ -112,17 +130,41 @@ def list_runs(settings: Settings) -> list[dict[str, Any]]:
     return sorted(runs, key=lambda r: r["started_at"], reverse=True)
 
 
-def diff_runs(settings: Settings, run_a: str, run_b: str, freq: str = DEFAULT_FREQ) -> pd.DataFrame:
-    """Compare two runs' series per (ticker, bucket): documents and mean score of each.
+@dataclass
+class RunDiff:
+    """How two runs differ: their series, their alerts, and why a rerun may differ."""
 
-    Rows where the runs differ come first (largest absolute mean difference first).
+    series: pd.DataFrame
+    alerts_only_a: list[tuple[Any, ...]]
+    alerts_only_b: list[tuple[Any, ...]]
+    alert_counts: tuple[int, int]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def differs(self) -> bool:
+        """Whether the series or the alerts differ."""
+        return bool(self.series["differs"].any()) or bool(self.alerts_only_a or self.alerts_only_b)
+
+
+def diff_runs(settings: Settings, run_a: str, run_b: str, freq: str = DEFAULT_FREQ) -> pd.DataFrame:
+    """Compare two runs' series per (ticker, bucket); see `compare_runs`."""
+    return compare_runs(settings, run_a, run_b, freq).series
+
+
+def compare_runs(settings: Settings, run_a: str, run_b: str, freq: str = DEFAULT_FREQ) -> RunDiff:
+    """Compare two runs: documents and mean score per (ticker, bucket), and alert states.
+
+    In the series, ``present`` is ``both``, ``a`` or ``b`` (the one run that has the bucket;
+    the other's mean is NaN). Rows where the runs differ come first (buckets only one run has,
+    then the largest absolute mean difference). Alert states compare by (ticker, rule, state,
+    fired_at).
 
     Raises:
         ConfigError: a run does not exist.
     """
     step = parse_freq(freq).minutes
     warehouse = Warehouse(connect(runs_dsn(settings)), settings.clickhouse_database)
-    frames = []
+    frames, alerts, notes = [], [], []
     try:
         for label, run_id in (("a", run_a), ("b", run_b)):
             database = run_database(settings, run_id)
@@ -143,15 +185,43 @@ def diff_runs(settings: Settings, run_a: str, run_b: str, freq: str = DEFAULT_FR
                     rows, columns=["ticker", "bucket", f"documents_{label}", f"mean_{label}"]
                 )
             )
+            keys = ", ".join(ALERT_KEY)
+            alerts.append(set(warehouse.rows(f"SELECT {keys} FROM {database}.alerts FINAL")))  # noqa: S608
+            ranges = warehouse.rows(f"SELECT range_to, started_at FROM {database}.runs FINAL")  # noqa: S608
+            notes += [
+                f"run {run_id} ({label}) read a range ending {_moment(_aware(to))} UTC, after "
+                f"it started ({_moment(_aware(at))}): documents that arrived later are missing "
+                "from it, so a new replay of that range will differ"
+                for to, at in ranges
+                if to > at
+            ]
     finally:
         warehouse.close()
-    merged = frames[0].merge(frames[1], on=["ticker", "bucket"], how="outer")
+    return RunDiff(
+        _series(frames[0], frames[1]),
+        sorted(alerts[0] - alerts[1]),
+        sorted(alerts[1] - alerts[0]),
+        (len(alerts[0]), len(alerts[1])),
+        notes,
+    )
+
+
+def _aware(at: datetime) -> datetime:
+    # chDB gives DateTime64(3, 'UTC') columns back as naive UTC datetimes.
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _series(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    merged = a.merge(b, on=["ticker", "bucket"], how="outer", indicator="present")
+    merged["present"] = (
+        merged["present"].map({"both": "both", "left_only": "a", "right_only": "b"}).astype(str)
+    )
     merged["bucket"] = pd.to_datetime(merged["bucket"], utc=True)
     for column in ("documents_a", "documents_b"):
         merged[column] = merged[column].fillna(0).astype("int64")
     merged["mean_diff"] = merged["mean_b"] - merged["mean_a"]
-    merged["differs"] = (merged["documents_a"] != merged["documents_b"]) | (
-        merged["mean_diff"].abs().fillna(1.0) > 1e-6
+    merged["differs"] = (merged["present"] != "both") | (
+        (merged["documents_a"] != merged["documents_b"]) | (merged["mean_diff"].abs() > 1e-6)
     )
     order = merged.assign(_abs=merged["mean_diff"].abs().fillna(float("inf")))
     order = order.sort_values(
@@ -176,16 +246,18 @@ def parse_speed(value: str) -> float | None:
 
 
 def read_range(
-    bootstrap: str, topic: str, start: datetime, end: datetime
+    bootstrap: str, topic: str, start: datetime | None = None, end: datetime | None = None
 ) -> Iterator[tuple[int, int, int, Any]]:
     """Yield (timestamp ms, partition, offset, value) of a topic's records in [start, end).
 
-    Ordered by timestamp, then partition and offset, so every replay sees one order.
+    Without a range, every record up to the end offsets at the start. Ordered by timestamp,
+    then partition and offset, so every replay sees one order.
 
     Raises:
         BrokerError: Kafka failed or the topic does not exist.
     """
-    lo, hi = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+    lo = 0 if start is None else int(start.timestamp() * 1000)
+    hi = 2**63 - 1 if end is None else int(end.timestamp() * 1000)
     try:
         consumer = KafkaConsumer(
             bootstrap_servers=bootstrap.split(","),
@@ -205,15 +277,19 @@ def read_range(
         if not parts:
             msg = f"topic {topic} does not exist"
             raise BrokerError(msg)
-        starts = consumer.offsets_for_times(dict.fromkeys(parts, lo))
         ends = consumer.end_offsets(parts)
+        if start is None:
+            firsts: dict[TopicPartition, int | None] = consumer.beginning_offsets(parts)
+        else:
+            found = consumer.offsets_for_times(dict.fromkeys(parts, lo))
+            firsts = {tp: None if at is None else at.offset for tp, at in found.items()}
         records: list[tuple[int, int, int, Any]] = []
         for tp in parts:
-            first = starts.get(tp)
-            if first is None:  # nothing at or after the start in this partition
+            first = firsts.get(tp)
+            if first is None or first >= ends[tp]:  # nothing at or after the start here
                 continue
             consumer.assign([tp])
-            consumer.seek(tp, first.offset)
+            consumer.seek(tp, first)
             while consumer.position(tp) < ends[tp]:
                 for batch in consumer.poll(timeout_ms=1_000, max_records=5_000).values():
                     for r in batch:
@@ -234,6 +310,7 @@ def replay(
     start: datetime,
     end: datetime,
     *,
+    by: Selection = "published",
     model: str | None = None,
     speed: str = "max",
     batch: int = 256,
@@ -241,10 +318,15 @@ def replay(
     replace: bool = False,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunReport:
-    """Replay [start, end) of docs.raw into the run's database; return what it produced.
+    """Replay the documents of docs.raw in [start, end) into the run's database.
+
+    Args:
+        by: ``published`` selects by the documents' publication time, ``ingested`` by their
+            Kafka timestamps.
 
     Raises:
-        ConfigError: a bad run id, range or speed, or the run exists (and not ``replace``).
+        ConfigError: a bad run id, range, selection or speed, a range that selects nothing
+            (the message says what docs.raw holds), or the run exists (and not ``replace``).
         BrokerError: Kafka could not be read.
     """
     started, clock = utcnow(), time.monotonic()
@@ -252,30 +334,50 @@ def replay(
     if end <= start:
         msg = f"empty range: {start.isoformat()} is not before {end.isoformat()}"
         raise ConfigError(msg)
+    if by not in SELECTIONS:
+        msg = f"select by {by!r}: use published or ingested"
+        raise ConfigError(msg)
     factor = parse_speed(speed)
     classifier = load_classifier(
         model or settings.model,
         Runtime(settings.device, settings.threads, settings.precision, settings.classify_batch),
     )
-    warehouse = open_run(settings, run_id)
+    warehouse = Warehouse(connect(runs_dsn(settings)), run_database(settings, run_id))
     try:
-        if warehouse.rows("SELECT run_id FROM {db}.runs WHERE run_id = {r:String}", {"r": run_id}):
-            if not replace:
-                msg = (
-                    f"run {run_id} exists already ({warehouse.database}): pick another "
-                    "--run-id, or --replace it"
-                )
-                raise ConfigError(msg)
-            warehouse.command("DROP DATABASE {db}")
-            warehouse.migrate()
+        exists = _has_run(warehouse, run_id)
+        if exists and not replace:
+            msg = (
+                f"run {run_id} exists already ({warehouse.database}): pick another "
+                "--run-id, or --replace it"
+            )
+            raise ConfigError(msg)
         report = RunReport(run_id, warehouse.database, classifier.version)
-        _record(warehouse, report, start, end, speed, settings, started, "running")
+        note = future_range_note(end, started)
+        if note:
+            report.notes.append(note)
         topic = f"{settings.topic_prefix}{DOCS_RAW}"
-        docs, first_ts = _documents(
-            read_range(settings.bootstrap_servers, topic, start, end), report
-        )
+        bootstrap = settings.bootstrap_servers
+        span = (None, None) if by == "published" else (start, end)
+        records = list(read_range(bootstrap, topic, *span))
+        docs, report.rejected = _select(records, start, end, by)
+        if not docs:
+            every = records if by == "published" else list(read_range(bootstrap, topic))
+            raise ConfigError(_nothing_selected(topic, start, end, by, every))
+        if exists:
+            warehouse.command("DROP DATABASE {db}")
+        warehouse.migrate()
+        _record(warehouse, report, start, end, speed, settings, started, "running")
         _run(
-            warehouse, classifier, docs, settings, report, batch, factor, first_ts, progress, sleep
+            warehouse,
+            classifier,
+            docs,
+            settings,
+            report,
+            batch,
+            factor,
+            docs[0][0],
+            progress,
+            sleep,
         )
         report.seconds = time.monotonic() - clock
         _record(warehouse, report, start, end, speed, settings, started, "finished")
@@ -284,21 +386,81 @@ def replay(
     return report
 
 
-def _documents(
-    records: Iterator[tuple[int, int, int, Any]], report: RunReport
-) -> tuple[list[tuple[int, Document]], int | None]:
+def _has_run(warehouse: Warehouse, run_id: str) -> bool:
+    tables = warehouse.rows(
+        "SELECT 1 FROM system.tables WHERE database = {d:String} AND name = 'runs'",
+        {"d": warehouse.database},
+    )
+    return bool(tables) and bool(
+        warehouse.rows("SELECT run_id FROM {db}.runs WHERE run_id = {r:String}", {"r": run_id})
+    )
+
+
+def _select(
+    records: list[tuple[int, int, int, Any]], start: datetime, end: datetime, by: Selection
+) -> tuple[list[tuple[int, Document]], int]:
+    """Return the documents to replay, each with its pacing clock (ms), and the rejected count.
+
+    The pacing clock is the Kafka timestamp, or by publication the latest publication time
+    so far: records keep their Kafka order, and a clock that never goes back paces them.
+    """
     seen: set[str] = set()
     docs: list[tuple[int, Document]] = []
+    rejected, latest = 0, 0
     for ts, _partition, _offset, value in records:
         try:
             doc = Document.parse(value)
         except DecodeError:
-            report.rejected += 1  # the live classify agent dead-lettered it already
+            rejected += 1  # the live classify agent dead-lettered it already
             continue
-        if doc.doc_id not in seen:
-            seen.add(doc.doc_id)
-            docs.append((ts, doc))
-    return docs, docs[0][0] if docs else None
+        if doc.doc_id in seen or (by == "published" and not start <= doc.published_at < end):
+            continue
+        seen.add(doc.doc_id)
+        latest = max(latest, int(doc.published_at.timestamp() * 1000))
+        docs.append((ts if by == "ingested" else latest, doc))
+    return docs, rejected
+
+
+def _nothing_selected(
+    topic: str,
+    start: datetime,
+    end: datetime,
+    by: Selection,
+    records: list[tuple[int, int, int, Any]],
+) -> str:
+    """Say that [start, end) selects nothing, and what the topic holds instead."""
+    held: dict[str, tuple[datetime, datetime]] = {}
+    for ts, _partition, _offset, value in records:
+        try:
+            doc = Document.parse(value)
+        except DecodeError:
+            continue
+        held.setdefault(doc.doc_id, (doc.published_at, datetime.fromtimestamp(ts / 1000, UTC)))
+    told = f"no documents {by} in [{_moment(start)}, {_moment(end)}) UTC: "
+    if not held:
+        return f"{told}{topic} holds no documents"
+    published = sorted(p for p, _ in held.values())
+    ingested = sorted(i for _, i in held.values())
+    told += (
+        f"{topic} holds {len(held)} documents published {_between(published[0], published[-1])}, "
+        f"ingested {_between(ingested[0], ingested[-1])}"
+    )
+    other: Selection = "ingested" if by == "published" else "published"
+    there = sum(start <= (i if other == "ingested" else p) < end for p, i in held.values())
+    if there:
+        told += f"; {there} were {other} in that range (--by {other})"
+    return told
+
+
+def _moment(at: datetime) -> str:
+    if at.hour == at.minute == at.second == at.microsecond == 0:
+        return f"{at:%Y-%m-%d}"
+    return f"{at:%Y-%m-%d %H:%M}" if at.second == at.microsecond == 0 else f"{at:%Y-%m-%d %H:%M:%S}"
+
+
+def _between(first: datetime, last: datetime) -> str:
+    shown = f"{last:%H:%M}" if first.date() == last.date() else f"{last:%Y-%m-%d %H:%M}"
+    return f"{first:%Y-%m-%d %H:%M} to {shown} UTC"
 
 
 def _run(
@@ -309,7 +471,7 @@ def _run(
     report: RunReport,
     batch: int,
     factor: float | None,
-    first_ts: int | None,
+    first_ts: int,
     progress: bool,
     sleep: Callable[[float], None],
 ) -> None:
@@ -323,8 +485,8 @@ def _run(
     with tqdm(total=len(docs), desc="replay", unit="doc", disable=not progress) as bar:
         for i in range(0, len(docs), batch):
             chunk = docs[i : i + batch]
-            if factor is not None and first_ts is not None:
-                # Nx: the chunk's last document is due (its Kafka time - first) / N after start.
+            if factor is not None:
+                # Nx: the chunk's last document is due (its clock - the first's) / N after start.
                 due = (chunk[-1][0] - first_ts) / 1000 / factor
                 wait = due - (time.monotonic() - paced_from)
                 if wait > 0:
