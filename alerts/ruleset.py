@@ -20,8 +20,7 @@ import yaml
 
 from alerts.base import CHANNELS
 from alerts.conditions import InhibitRule, Kind, Matcher, MuteWindow, RouteConfig, Severity
-from infra.errors import ConfigError
-from infra.yamlnodes import Fields, NodeReader, hint
+from infra.yamlnodes import Fields, FileProblems, NodeReader, compose_file, hint
 from models.taxonomy import EVENT_TYPES, NO_EVENT, SEC_ITEM_EVENTS
 
 KINDS: tuple[Kind, ...] = ("threshold", "shock", "negative_spike", "event")
@@ -46,16 +45,8 @@ _EVENTS = tuple(e for e in EVENT_TYPES if e != NO_EVENT)
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
 
 
-class RulesError(ConfigError):
-    """A rules file has problems; ``problems`` lists every one as ``FILE:LINE: FIELD: what``.
-
-    Args:
-        problems: the messages, in file order.
-    """
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = list(problems)
+class RulesError(FileProblems):
+    """A rules file has problems; ``problems`` lists every one as ``FILE:LINE: FIELD: what``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,19 +152,8 @@ def load_ruleset(path: Path | str) -> RuleSet:
     Raises:
         RulesError: the file is unreadable or has problems; ``.problems`` lists them all.
     """
-    file = str(path)
-    try:
-        text = Path(path).read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RulesError([f"{file}: cannot read the file: {exc}"]) from exc
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise RulesError([f"{file}:{line}: invalid YAML: {problem}"]) from exc
-    reader = NodeReader(file)
+    root = compose_file(path, RulesError)
+    reader = NodeReader(str(path))
     ruleset = _ruleset(reader, root)
     if reader.problems or ruleset is None:
         raise RulesError(reader.sorted())

@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
@@ -23,6 +24,41 @@ _NULL = "tag:yaml.org,2002:null"
 _T = TypeVar("_T")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+class FileProblems(ConfigError):
+    """A YAML file has problems; ``problems`` lists every one as ``FILE:LINE: FIELD: what``.
+
+    Args:
+        problems: the messages, in file order.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+_E = TypeVar("_E", bound=FileProblems)
+
+
+def compose_file(path: Path | str, error: type[_E]) -> yaml.Node | None:
+    """Return a YAML file's node tree (None when it is empty).
+
+    Raises:
+        error: the file is unreadable or not YAML, with the line of the YAML error.
+    """
+    file = str(path)
+    try:
+        text = Path(path).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error([f"{file}: cannot read the file: {exc}"]) from exc
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise error([f"{file}:{line}: invalid YAML: {problem}"]) from exc
 
 
 def seconds(value: Any, where: str) -> float:

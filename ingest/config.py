@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from infra.errors import ConfigError
-from infra.yamlnodes import Fields, NodeReader, hint
+from infra.yamlnodes import Fields, FileProblems, NodeReader, compose_file, hint
 from ingest.base import Source
 from ingest.text import is_symbol
 from ingest.tickers import canonical_variant
@@ -40,16 +40,8 @@ _FIELDS = _COMMON | {"forms"}
 _NULL = "tag:yaml.org,2002:null"
 
 
-class SourcesError(ConfigError):
-    """A sources file has problems; ``problems`` lists every one as ``FILE:LINE: FIELD: what``.
-
-    Args:
-        problems: the messages, in file order.
-    """
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = list(problems)
+class SourcesError(FileProblems):
+    """A sources file has problems; ``problems`` lists every one as ``FILE:LINE: FIELD: what``."""
 
 
 @dataclass(frozen=True)
@@ -110,19 +102,8 @@ def load_specs(path: Path | str) -> list[SourceSpec]:
     Raises:
         SourcesError: the file is unreadable or has problems; ``.problems`` lists them all.
     """
-    file = str(path)
-    try:
-        text = Path(path).read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SourcesError([f"{file}: cannot read the file: {exc}"]) from exc
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SourcesError([f"{file}:{line}: invalid YAML: {problem}"]) from exc
-    reader = NodeReader(file)
+    root = compose_file(path, SourcesError)
+    reader = NodeReader(str(path))
     specs = _specs(reader, root)
     if reader.problems:
         raise SourcesError(reader.sorted())
