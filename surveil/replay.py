@@ -459,8 +459,10 @@ def _moment(at: datetime) -> str:
 
 
 def _between(first: datetime, last: datetime) -> str:
-    shown = f"{last:%H:%M}" if first.date() == last.date() else f"{last:%Y-%m-%d %H:%M}"
-    return f"{first:%Y-%m-%d %H:%M} to {shown} UTC"
+    # Seconds only where minutes would say "01:10 to 01:10".
+    clock = "%H:%M:%S" if last - first < timedelta(minutes=1) else "%H:%M"
+    shown = f"{last:{clock}}" if first.date() == last.date() else f"{last:%Y-%m-%d {clock}}"
+    return f"{first:%Y-%m-%d {clock}} to {shown} UTC"
 
 
 def _run(
