@@ -137,8 +137,8 @@ def test_a_replay_matches_the_live_run_and_sends_nothing_live(live: Live) -> Non
         settings = live.settings.model_copy(
             update={"alert_slack_webhook": receiver.url}  # a live channel the replay must not use
         )
-        report = replay(settings, "first", live.start, live.end)
-        again = replay(settings, "second", live.start, live.end)
+        report = replay(settings, "first", live.start, live.end, by="ingested")
+        again = replay(settings, "second", live.start, live.end, by="ingested")
         assert receiver.received == []
     assert again.scores == report.scores
     assert (report.documents, report.scores) == (30, 290)
@@ -175,10 +175,13 @@ def test_a_replay_matches_the_live_run_and_sends_nothing_live(live: Live) -> Non
 
 @pytest.mark.integration
 def test_a_run_id_is_not_overwritten_by_accident(live: Live) -> None:
-    replay(live.settings, "once", live.start, live.end)
+    replay(live.settings, "once", live.start, live.end, by="ingested")
     with pytest.raises(ConfigError, match="exists already"):
-        replay(live.settings, "once", live.start, live.end)
-    assert replay(live.settings, "once", live.start, live.end, replace=True).scores == 290
+        replay(live.settings, "once", live.start, live.end, by="ingested")
+    assert (
+        replay(live.settings, "once", live.start, live.end, by="ingested", replace=True).scores
+        == 290
+    )
 
 
 def test_as_of_excludes_rows_scored_or_ingested_later(tmp_path: Path) -> None:
@@ -218,7 +221,7 @@ def test_frequencies_and_naive_times() -> None:
 @pytest.mark.integration
 def test_replay_and_runs_from_the_command_line(live: Live) -> None:
     env = settings_env(live.settings)
-    span = ["--from", live.start.isoformat(), "--to", live.end.isoformat()]
+    span = ["--by", "ingested", "--from", live.start.isoformat(), "--to", live.end.isoformat()]
     for run_id in ("cli_a", "cli_b"):
         result = CliRunner().invoke(cli, ["replay", *span, "--run-id", run_id], env=env)
         assert result.exit_code == 0, result.output
