@@ -84,7 +84,6 @@ class RedactingStream(io.TextIOBase):
         self._target.flush()
 
 
-
 def install(redact: Redactor) -> None:
     """Mask secrets in everything this process writes to stdout and stderr from now on.
 
