@@ -171,3 +171,45 @@ def test_a_resolved_row_keeps_when_the_condition_cleared(warehouse: Warehouse) -
         {"db": warehouse.database},
     )
     assert column == [("Nullable(DateTime64(3, 'UTC'))",)]
+
+
+def _read(warehouse: Warehouse, sql: str) -> tuple[str, str]:
+    """The table or projection a query reads and its 'read/total' granules (EXPLAIN)."""
+    lines = [str(r[0]).strip() for r in warehouse.rows("EXPLAIN indexes = 1 " + sql)]
+    source = next(line for line in lines if "ReadFromMergeTree" in line)
+    granules = next(line for line in lines if line.startswith("Granules: ") and "/" in line)
+    return source, granules.removeprefix("Granules: ")
+
+
+def test_time_panels_over_documents_and_alerts_read_only_their_range(
+    warehouse: Warehouse,
+) -> None:
+    # 200,000 documents and 100,000 alert states a minute apart, ids in hash order.
+    warehouse.command(
+        "INSERT INTO {db}.documents (doc_id, source, kind, title, tickers, published_at,"
+        " fetched_at) SELECT hex(MD5(toString(number))), 's', 'news', 't', ['X'],"
+        " toDateTime64('2025-01-01', 3, 'UTC') + 60 * number,"
+        " toDateTime64('2025-01-01', 3, 'UTC') + 60 * number FROM numbers(200000)"
+    )
+    warehouse.command(
+        "INSERT INTO {db}.alerts (alert_id, fingerprint, rule, severity, ticker, state,"
+        " fired_at, value, threshold, window_start, window_end, documents, explanation,"
+        " evidence, deliveries) SELECT hex(MD5(toString(number))), 'f', 'r', 'warning', 'X',"
+        " 'firing', toDateTime64('2025-01-01', 3, 'UTC') + 60 * number, 0, 0,"
+        " toDateTime64('2025-01-01', 3, 'UTC'), toDateTime64('2025-01-01', 3, 'UTC'), 1, '',"
+        " '[]', '[]' FROM numbers(100000)"
+    )
+    for table in ("documents", "alerts"):
+        warehouse.command(f"OPTIMIZE TABLE {{db}}.{table} FINAL")
+    day = "BETWEEN toDateTime64('2025-01-05', 3, 'UTC') AND toDateTime64('2025-01-06', 3, 'UTC')"
+    panels = {
+        "documents": "SELECT toStartOfHour(published_at) AS h, count() FROM {db}.documents "
+        f"WHERE published_at {day} GROUP BY h",
+        "alerts": f"SELECT ticker, count() FROM {{db}}.alerts WHERE fired_at {day} GROUP BY ticker",
+    }
+    for name, sql in panels.items():
+        source, granules = _read(warehouse, sql)
+        done, total = (int(n) for n in granules.split("/"))
+        assert "by_" in source and done <= 2 < total, (name, source, granules)
+    hours = warehouse.rows(panels["documents"])
+    assert len(hours) == 25 and sum(n for _, n in hours) == 1441  # the answer, not only speed
