@@ -82,8 +82,8 @@ def test_redelivered_scores_never_reach_the_rollup_twice(warehouse: Warehouse) -
     assert warehouse.rows("SELECT count() FROM {db}.scores") == [(3,)]
 
 
-def test_alert_states_are_kept_as_an_audit_trail(warehouse: Warehouse) -> None:
-    firing = Alert(
+def _firing() -> Alert:
+    return Alert(
         alert_id="a1",
         fingerprint="f1",
         rule="mean_score_below",
@@ -98,6 +98,10 @@ def test_alert_states_are_kept_as_an_audit_trail(warehouse: Warehouse) -> None:
         explanation="x",
         state="firing",
     )
+
+
+def test_alert_states_are_kept_as_an_audit_trail(warehouse: Warehouse) -> None:
+    firing = _firing()
     resolved = firing.model_copy(update={"state": "resolved", "value": 0.1})
     store = Store(warehouse)
     assert store.write_alerts([firing]) == 1
@@ -142,21 +146,7 @@ def test_retention_is_a_ttl_that_can_be_lifted(warehouse: Warehouse) -> None:
 
 
 def test_a_resolved_row_keeps_when_the_condition_cleared(warehouse: Warehouse) -> None:
-    firing = Alert(
-        alert_id="a1",
-        fingerprint="f1",
-        rule="mean_score_below",
-        severity="warning",
-        ticker="CNTS",
-        fired_at=T0,
-        value=-0.5,
-        threshold=-0.3,
-        window_start=T0,
-        window_end=T0,
-        documents=3,
-        explanation="x",
-        state="firing",
-    )
+    firing = _firing()
     cleared = T0 + timedelta(minutes=4, milliseconds=250)
     resolved = firing.model_copy(update={"state": "resolved", "resolved_at": cleared})
     assert Store(warehouse).write_alerts([firing, resolved]) == 2
