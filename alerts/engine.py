@@ -148,6 +148,11 @@ class AlertEngine:
         with self._lock:
             for condition in conditions:
                 self.router.observe(condition, now)
+            if conditions:
+                # What is due now goes out with the numbers as of this document, as a replay
+                # sends it: the later documents of a batch must not rewrite it. The notices
+                # wait in memory and are committed with the router's state (persist, flush).
+                self._take_notices(now)
             self._collect()
         self.counters.inc("alerts.conditions", len(conditions))
         return new_state
@@ -168,14 +173,17 @@ class AlertEngine:
             StoreError: the outbox refused; the notifications are kept for the next try.
         """
         with self._lock:
-            for notice in self.router.notices(now):
-                channels, unconfigured = self._targets(notice.alert.rule)
-                self._puts.append(Put(notice.alert, notice.key, channels, unconfigured))
+            self._take_notices(now)
             self._collect()
             out = self._commit()
         if out and self.on_put is not None:
             self.on_put()  # e.g. wake the deliverer: send now, not at its next poll
         return out
+
+    def _take_notices(self, now: datetime) -> None:
+        for notice in self.router.notices(now):
+            channels, unconfigured = self._targets(notice.alert.rule)
+            self._puts.append(Put(notice.alert, notice.key, channels, unconfigured))
 
     def unpublished(self) -> list[tuple[str, Alert]]:
         """Return the (key, alert) notifications not yet on the alerts topic."""

@@ -262,3 +262,20 @@ def test_an_alert_without_receiver_is_still_recorded(
         assert outbox.due(T0 + timedelta(days=1)) == []
     assert outcomes == expected and unpublished == [alert.alert_id]
     assert engine.counters.get("alerts.no_receiver") == 1
+
+
+NO_WAIT = RuleSet(
+    rules=(SLUMP,), route=RouteConfig(group_wait_s=0, group_interval_s=60, repeat_interval_s=3600)
+)
+
+
+@pytest.mark.parametrize("desk", [NO_WAIT], indirect=True)
+def test_a_notification_due_at_once_keeps_the_numbers_of_the_document_that_fired(
+    desk: Desk,
+) -> None:
+    # One batch: the third story fires (mean -0.8 over 3), the fourth moves the mean on.
+    # The notice must say what fired, as a replay does, not what the batch ended with.
+    batch = [story(n, n / 60, -0.8) for n in range(3)] + [story(3, 0.1, -0.2)]
+    [alert] = desk.feed(batch, T0)
+    assert (alert.state, alert.documents) == ("firing", 3)
+    assert alert.value == pytest.approx(-0.8)
