@@ -6,33 +6,21 @@ import html
 import logging
 import smtplib
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate
 from ssl import SSLContext, create_default_context
 
-from alerts.slack import headline, latency, span, stamp, web_url
-from streams.records import Alert, Delivery, DocRef, utcnow
+from alerts.format import doc_line, headline, latency, numbers, one_line, stamp, web_url
+from streams.records import Alert, Delivery, utcnow
 
 log = logging.getLogger(__name__)
 
 MAX_EVIDENCE = 20
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _numbers(alert: Alert, now: datetime) -> list[tuple[str, str]]:
-    rows = [("Score", f"{alert.value:+.3f}")]
-    if alert.zscore is not None:
-        rows.append(("Z-score", f"{alert.zscore:+.2f}"))
-    rows += [
-        ("Threshold", f"{alert.threshold:+.3f}"),
-        ("Documents", str(alert.documents)),
-        ("Window", span(alert.window_start, alert.window_end)),
-        ("Fired", stamp(alert.fired_at)),
-    ]
+    rows = [*numbers(alert), ("Fired", stamp(alert.fired_at))]
     if alert.resolved_at is not None:
         rows.append(("Resolved", stamp(alert.resolved_at)))
     lag = latency(alert, now)
@@ -44,11 +32,6 @@ def _numbers(alert: Alert, now: datetime) -> list[tuple[str, str]]:
         rows.append(("Model", alert.model_version))
     rows.append(("Alert id", alert.alert_id))
     return rows
-
-
-def _doc_line(doc: DocRef) -> str:
-    published = doc.published_at.astimezone(UTC)
-    return f"{doc.source} · {published:%Y-%m-%d %H:%M} UTC · score {doc.score:+.2f}"
 
 
 def plain_body(alert: Alert, now: datetime | None = None) -> str:
@@ -65,8 +48,8 @@ def plain_body(alert: Alert, now: datetime | None = None) -> str:
     if alert.evidence:
         lines += ["", "Top documents:"]
         for doc in alert.evidence[:MAX_EVIDENCE]:
-            lines.append(f"- {_one_line(doc.title or doc.doc_id)}")
-            lines.append(f"  {_doc_line(doc)}")
+            lines.append(f"- {one_line(doc.title or doc.doc_id)}")
+            lines.append(f"  {doc_line(doc, doc.source)}")
             if url := web_url(doc.url):
                 lines.append(f"  {url}")
         if len(alert.evidence) > MAX_EVIDENCE:
@@ -92,10 +75,10 @@ def html_body(alert: Alert, now: datetime | None = None) -> str:
     if alert.evidence:
         items = []
         for doc in alert.evidence[:MAX_EVIDENCE]:
-            title = e(_one_line(doc.title or doc.doc_id))
+            title = e(one_line(doc.title or doc.doc_id))
             url = web_url(doc.url)
             link = f'<a href="{e(url)}">{title}</a>' if url else title
-            items.append(f"<li>{link}<br><small>{e(_doc_line(doc))}</small></li>")
+            items.append(f"<li>{link}<br><small>{e(doc_line(doc, doc.source))}</small></li>")
         if len(alert.evidence) > MAX_EVIDENCE:
             items.append(f"<li>+{len(alert.evidence) - MAX_EVIDENCE} more documents</li>")
         parts.append(f"<h3>Top documents</h3><ul>{''.join(items)}</ul>")
@@ -115,8 +98,8 @@ def build(
     now = now or utcnow()
     domain = sender.rpartition("@")[2] or "surveil.invalid"
     msg = EmailMessage()
-    # The header API refuses line breaks; _one_line keeps a hostile rule name from trying.
-    msg["Subject"] = _one_line(headline(alert))
+    # The header API refuses line breaks; one_line keeps a hostile rule name from trying.
+    msg["Subject"] = one_line(headline(alert))
     msg["From"] = sender
     msg["To"] = ", ".join(recipients)
     msg["Date"] = formatdate(now.timestamp(), usegmt=True)

@@ -21,13 +21,14 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from alerts.format import doc_line, headline, latency, numbers, one_line, stamp, web_url
 from streams.records import Alert, Delivery, DocRef, utcnow
 
 log = logging.getLogger(__name__)
@@ -43,69 +44,12 @@ MAX_MESSAGE = 12_000
 MAX_TITLE = 300
 MAX_SOURCE = 100
 _RETRIABLE = frozenset({429, 500, 502, 503, 504})
-_SPACE = re.compile(r"\s+")
 _HOST = re.compile(r"^[a-z0-9.-]{1,253}$")
-
-
-def _line(text: str) -> str:
-    return _SPACE.sub(" ", text).strip()
 
 
 def escape(text: str) -> str:
     """Escape Slack's control characters so posted text cannot mention or link anyone."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def duration(seconds: float) -> str:
-    """Render a duration for people: "45s", "2m 13s", "1h 02m", "3d 4h"."""
-    total = max(0, round(seconds))
-    days, rest = divmod(total, 86_400)
-    hours, rest = divmod(rest, 3_600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
-
-
-def latency(alert: Alert, now: datetime | None = None) -> str | None:
-    """Return the publication-to-alert latency, or None when the trigger time is unknown.
-
-    Args:
-        now: when the alert is sent; the current time by default.
-    """
-    if alert.trigger_published_at is None:
-        return None
-    return duration(((now or utcnow()) - alert.trigger_published_at).total_seconds())
-
-
-def headline(alert: Alert) -> str:
-    """Return the one-line summary: "[FIRING] AAPL mean_score_below (critical)"."""
-    verb = "FIRING" if alert.state == "firing" else "RESOLVED"
-    return _line(f"[{verb}] {alert.ticker} {alert.rule} ({alert.severity})")
-
-
-def stamp(at: datetime) -> str:
-    """Render a moment in UTC to the second: "2026-03-02 13:00:00 UTC"."""
-    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
-
-
-def span(start: datetime, end: datetime) -> str:
-    """Render a window in UTC, with the end's date when it differs from the start's.
-
-    "2026-03-02 12:00 to 13:00 UTC", "2026-03-01 14:10 to 2026-03-02 14:10 UTC".
-    """
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
-    until = f"{end:%H:%M}" if end.date() == start.date() else f"{end:%Y-%m-%d %H:%M}"
-    return f"{start:%Y-%m-%d %H:%M} to {until} UTC"
-
-
-def web_url(url: str) -> str | None:
-    """Return the URL when it is http(s), else None (no javascript:, file: or mailto:)."""
-    return url if url.startswith(("http://", "https://")) else None
 
 
 def _cut(text: str, limit: int) -> str:
@@ -131,17 +75,10 @@ def _mrkdwn(text: str) -> dict[str, Any]:
 
 
 def _numbers(alert: Alert) -> list[str]:
-    numbers = [f"*Score*\n{alert.value:+.3f}"]
-    if alert.zscore is not None:
-        numbers.append(f"*Z-score*\n{alert.zscore:+.2f}")
-    numbers += [
-        f"*Threshold*\n{alert.threshold:+.3f}",
-        f"*Documents*\n{alert.documents}",
-        f"*Window*\n{span(alert.window_start, alert.window_end)}",
-    ]
+    rows = numbers(alert)
     if alert.resolved_at is not None:
-        numbers.append(f"*Resolved*\n{stamp(alert.resolved_at)}")
-    return numbers
+        rows.append(("Resolved", stamp(alert.resolved_at)))
+    return [f"*{label}*\n{value}" for label, value in rows]
 
 
 def link_url(url: str) -> str | None:
@@ -155,11 +92,8 @@ def link_url(url: str) -> str | None:
 
 def _evidence(doc: DocRef) -> list[dict[str, Any]]:
     """Two blocks per document: its title, then its link and where and when it came out."""
-    title = _line(doc.title) or _line(doc.doc_id) or "(untitled)"
-    source = _cut(_line(doc.source), MAX_SOURCE)
-    meta = (
-        f"{source} · {doc.published_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC · score {doc.score:+.2f}"
-    )
+    title = one_line(doc.title) or one_line(doc.doc_id) or "(untitled)"
+    meta = doc_line(doc, _cut(one_line(doc.source), MAX_SOURCE))
     elements = []
     url = link_url(doc.url)
     if url is not None:
@@ -188,7 +122,7 @@ def _context(alert: Alert, now: datetime | None) -> str:
     lag = latency(alert, now)
     if lag is not None:
         parts.append(f"published to alert: {lag}")
-    return _line(" · ".join(parts))
+    return one_line(" · ".join(parts))
 
 
 def fallback(alert: Alert, now: datetime | None = None) -> str:
@@ -206,7 +140,7 @@ def fallback(alert: Alert, now: datetime | None = None) -> str:
         f"over {alert.documents} documents{lag}{cleared}",
         MAX_CONTEXT,
     )
-    explanation = _line(alert.explanation)
+    explanation = one_line(alert.explanation)
     return f"{summary}. {_fit(explanation, MAX_CONTEXT)}" if explanation else summary
 
 

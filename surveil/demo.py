@@ -21,7 +21,7 @@ from surveil.runtime import WorkerProcess, is_local, local_kafka, open_warehouse
 from surveil.webhook import WebhookReceiver
 
 SAMPLE_FEED = Path(__file__).parent / "samples" / "demo_feed.xml"
-# The latency an alert's text gives (alerts.slack.duration: "274d 6h", "2h 05m", "12s").
+# The latency an alert's text gives (alerts.format.duration: "274d 6h", "2h 05m", "12s").
 _LATENCY = re.compile(r"published to alert:? (?P<lag>\d+[dhms](?: \d+[hms])?)")
 
 SCORES_BY_TICKER = """

@@ -20,17 +20,16 @@ from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
 from alerts.conditions import Condition, RouteConfig
+from alerts.format import duration, span
 from alerts.router import Router
 from alerts.slack import (
     MAX_BLOCKS,
     MAX_MESSAGE,
     SlackBot,
     SlackWebhook,
-    duration,
     escape,
     message,
     size,
-    span,
 )
 from streams.records import Alert, DocRef
 from surveil.webhook import WebhookReceiver
