@@ -24,6 +24,8 @@ from infra.broker import BrokerConfig, LocalKafka
 from infra.db import Warehouse, connect
 from infra.errors import SurveilError
 from infra.settings import Settings
+from models.base import Classifier
+from models.registry import Runtime, load_classifier
 from streams.app import WorkerConfig
 
 log = logging.getLogger(__name__)
@@ -80,7 +82,6 @@ def worker_config(settings: Settings) -> WorkerConfig:
         classify_batch=settings.classify_batch,
         classify_within=settings.classify_within,
         store_batch=settings.store_batch,
-        signal_window_s=settings.signal_window_s,
     )
 
 
@@ -219,3 +220,15 @@ def alert_ruleset(settings: Settings) -> RuleSet:
         settings.alert_threshold, settings.alert_min_docs, settings.signal_window_s, route
     )
     return ruleset_from(settings.alert_rules, fallback)
+
+
+def load_model(settings: Settings, model: str | None = None) -> Classifier:
+    """Load the classifier ``model`` names (default: the model setting) on the configured
+    device, threads, precision and batch size."""
+    runtime = Runtime(
+        device=settings.device,
+        threads=settings.threads,
+        precision=settings.precision,
+        max_batch=settings.classify_batch,
+    )
+    return load_classifier(model or settings.model, runtime)
