@@ -2,13 +2,18 @@
 
 ```
 SurveilError
- +-- ConfigError      a setting or file that cannot work (missing Java, bad DSN)
- +-- BrokerError      the local Kafka broker failed to start, stop or answer
- +-- SourceError      a feed or API could not be fetched
+ +-- ConfigError      a setting or file that cannot work (missing Java, bad DSN, an
+ |    |               unreadable input file)
+ |    +-- RulesError  the alert rules file is invalid; .problems lists every problem
+ +-- BrokerError      Kafka failed to start, stop or answer
+ +-- SourceError      a source could not be fetched; .reason says why, as data
  +-- DecodeError      an input could not be parsed into a record (goes to docs.dlq)
  +-- ModelError       a classifier could not be loaded or run
- +-- StoreError       ClickHouse refused a query or an insert
- +-- DeliveryError    a notifier (Slack, email) could not deliver
+ +-- StoreError       ClickHouse refused a query, an insert or a migration
+ +-- StateError       a local state file (the SQLite outbox, the ingest state, a
+ |                    checkpoint) cannot be opened, read or written
+ +-- DeliveryError    a notifier (Slack, email) could not deliver; .permanent when no
+                      retry will help
 ```
 
 Third-party errors are converted at the boundary: ``raise StoreError(msg) from exc``.
@@ -26,12 +31,47 @@ class ConfigError(SurveilError):
     """A setting, a file or a required tool makes the requested work impossible."""
 
 
+class RulesError(ConfigError):
+    """A rules file has problems; ``problems`` lists every one as ``FILE:LINE: FIELD: what``.
+
+    Args:
+        problems: the messages, in file order.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
 class BrokerError(SurveilError):
     """The local Kafka broker could not be started, stopped or reached."""
 
 
 class SourceError(SurveilError):
-    """A source could not be fetched."""
+    """A source could not be fetched.
+
+    Args:
+        detail: what exactly went wrong, for a person (the message).
+        reason: a short machine word: ``timeout``, ``http_status``, ``too_large``,
+            ``refused``, ``not_found``, ``retry_after_too_long``, ``bad_url``,
+            ``unreadable`` or ``error`` when nothing more precise is known.
+        status: the HTTP status of the answer, if there was one.
+        retry_after: the wait in seconds the server asked for, if it did.
+    """
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        reason: str = "error",
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
 
 
 class DecodeError(SurveilError):
@@ -56,5 +96,30 @@ class StoreError(SurveilError):
     """ClickHouse refused a query, an insert or a migration."""
 
 
+class StateError(SurveilError):
+    """A local state file cannot be opened, read or written (never guess its content)."""
+
+
 class DeliveryError(SurveilError):
-    """A notifier could not deliver an alert."""
+    """A notifier could not deliver an alert.
+
+    Args:
+        detail: what went wrong, for a person (the message).
+        channel: the notifier's channel, e.g. ``slack``; empty when unknown.
+        permanent: no retry will help (a 4xx other than 408 and 429, a refused address).
+        retry_after: the wait in seconds the other side asked for, if it did.
+    """
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        channel: str = "",
+        permanent: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.channel = channel
+        self.permanent = permanent
+        self.retry_after = retry_after

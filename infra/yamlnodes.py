@@ -38,7 +38,7 @@ class FileProblems(ConfigError):
         self.problems = list(problems)
 
 
-_E = TypeVar("_E", bound=FileProblems)
+_E = TypeVar("_E", bound=ConfigError)
 
 
 def compose_file(path: Path | str, error: type[_E]) -> yaml.Node | None:
