@@ -7,9 +7,12 @@ what the other side asked for.
 
 from __future__ import annotations
 
+import email.utils
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 
 @dataclass(frozen=True)
@@ -43,3 +46,29 @@ class Backoff:
             retry_after: what the other side asked for (HTTP Retry-After): a floor.
         """
         return max(self.rand() * self.ceiling(attempt), retry_after or 0.0)
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """Return the seconds a Retry-After header asks to wait, or None if absent or bad.
+
+    Args:
+        value: the header: delay seconds (``120``, also ``1.5``) or an HTTP-date.
+        now: the current time (aware), to turn an HTTP-date into seconds.
+    """
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        # HTTP-dates are always GMT; "-0000" parses as naive.
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())

@@ -15,7 +15,6 @@ such a crash into a re-fetch, whose duplicates the seen-id check drops.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
 import re
@@ -32,7 +31,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from infra.errors import ConfigError, SourceError
-from infra.retry import Backoff
+from infra.retry import Backoff, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -365,7 +364,7 @@ class Fetcher:
         Raises:
             SourceError: the server asks for a wait longer than ``retry_after_max``.
         """
-        asked = parse_retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
+        asked = retry_after_seconds(response.headers.get("Retry-After"), datetime.now(UTC))
         if asked is None:
             return self._backoff_delay(attempt)
         if asked > self._retry_after_max:
@@ -375,28 +374,6 @@ class Fetcher:
             )
             raise SourceError(msg)
         return asked
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Return the seconds a Retry-After header asks to wait, or None if absent or bad.
-
-    Args:
-        value: the header: delay seconds or an HTTP-date.
-        now: the current time (aware), to turn an HTTP-date into seconds.
-    """
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        # HTTP-dates are always GMT; "-0000" parses as naive.
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def require_contact(host: str, user_agent: str) -> None:

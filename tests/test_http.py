@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from infra.errors import ConfigError, SourceError
-from ingest.http import Fetcher, HostRateLimiter, parse_retry_after
+from infra.retry import retry_after_seconds
+from ingest.http import Fetcher, HostRateLimiter
 from ingest.state import IngestState
 
 UA = "surveil-test admin@example.com"
@@ -254,13 +255,13 @@ def test_connection_refused_is_retried_then_fails(make: Callable[..., Fetcher]) 
         make(retries=1).get(f"http://127.0.0.1:{port}/feed")
 
 
-def test_parse_retry_after() -> None:
+def test_retry_after_seconds() -> None:
     now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC)
-    assert parse_retry_after("120", now) == 120.0
-    assert parse_retry_after("Wed, 21 Oct 2015 07:30:00 GMT", now) == 120.0
-    assert parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now) == 0.0
-    assert parse_retry_after("soon", now) is None
-    assert parse_retry_after(None, now) is None
+    assert retry_after_seconds("120", now) == 120.0
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:30:00 GMT", now) == 120.0
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:00:00 GMT", now) == 0.0
+    assert retry_after_seconds("soon", now) is None
+    assert retry_after_seconds(None, now) is None
 
 
 # -- size, redirects, files --------------------------------------------------------------
