@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from infra.errors import ConfigError, ModelError
-from models.data import DATASETS, Example, Split, file_sha256, load_csv, load_split
+from models.data import Example, load_csv
 from models.metrics import Report, classification_report, format_report
+from models.rows import Rows, select_rows
 from models.taxonomy import TASKS, TOPICS
 
 
@@ -28,167 +28,6 @@ class Scorer(Protocol):
     def probabilities(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Return (n, 3) sentiment probabilities and (n, 20) event probabilities over TOPICS."""
         ...
-
-
-# Which rows of the data file to score; "validation" is the split training calls val.
-SPLITS = ("test", "validation", "train", "all")
-
-
-@dataclass(frozen=True)
-class TrainedOn:
-    """An artifact's record of its training data: files and their sha256, seed, row limit."""
-
-    files: dict[str, str]
-    seed: int
-    limit: int | None
-    data_dir: Path | None
-
-    @classmethod
-    def read(cls, model_path: Path) -> TrainedOn | None:
-        """Read config.json and data.json of an artifact; None where either is absent.
-
-        Raises:
-            ModelError: either file is unreadable or malformed.
-        """
-        config_path, data_path = model_path / "config.json", model_path / "data.json"
-        if not (config_path.is_file() and data_path.is_file()):
-            return None
-        try:
-            config = json.loads(config_path.read_text("utf-8"))
-            data = json.loads(data_path.read_text("utf-8"))
-            files = {str(name): str(info["sha256"]) for name, info in data.items()}
-            limit = config.get("limit")
-            data_dir = config.get("data_dir")
-            return cls(
-                files,
-                int(config.get("seed", 13)),
-                None if limit is None else int(limit),
-                None if data_dir is None else Path(data_dir),
-            )
-        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
-            msg = f"{model_path}: cannot read its training record: {exc}"
-            raise ModelError(msg) from exc
-
-
-@dataclass
-class Rows:
-    """The rows chosen to score, what training saw of them, and what to tell the user."""
-
-    split: str
-    examples: list[Example]
-    description: str
-    train_overlap: int | None
-    unchecked: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-
-def text_hash(text: str) -> str:
-    """The sha256 of a text, by which scored rows are matched to training rows."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _part(split: Split, name: str) -> list[Example]:
-    return {"test": split.test, "validation": split.val, "train": split.train}[name]
-
-
-def select_rows(model_path: Path, data: Path, split: str | None, examples: list[Example]) -> Rows:
-    """Choose the rows of ``data`` to score and count those the model was trained on.
-
-    ``split`` None means ``test`` when ``data`` is one of the artifact's own training files
-    (same name and sha256), else ``all``. Training rows are re-created from the artifact's
-    record (seed, limit, files), from ``data`` itself or from the recorded data folder.
-
-    Args:
-        examples: every labelled row of ``data``, as ``load_csv`` read it.
-
-    Raises:
-        ConfigError: ``split`` is unknown, or is not ``all`` while the model records no
-            training data, ``data`` is not one of its files, or the file has changed.
-        ModelError: the artifact's record is malformed.
-    """
-    if split is not None and split not in SPLITS:
-        msg = f"unknown split {split!r}: use one of {', '.join(SPLITS)}"
-        raise ConfigError(msg)
-    record = TrainedOn.read(model_path)
-    if record is None:
-        if split not in (None, "all"):
-            msg = (
-                f"--split {split} needs a trained model artifact, whose record re-creates the "
-                f"split: {model_path} has no training rows; use --split all"
-            )
-            raise ConfigError(msg)
-        return Rows("all", examples, f"split all: every row ({len(examples):,})", None)
-    recorded = record.files.get(data.name)
-    digest = file_sha256(data) if recorded is not None else None
-    own = recorded is not None and digest == recorded and data.name in DATASETS
-    changed = recorded is not None and not own
-    chosen = split or ("test" if own else "all")
-    warnings = []
-    if changed:
-        warnings.append(
-            f"warning: {data} differs from the {data.name} this model was trained on "
-            f"(sha256 {str(digest)[:12]}..., recorded {str(recorded)[:12]}...)"
-        )
-    if chosen != "all" and not own:
-        if changed:
-            msg = (
-                f"--split {chosen}: {data} differs from the {data.name} this model was trained "
-                f"on (sha256 {str(digest)[:12]}..., recorded {str(recorded)[:12]}...), so its "
-                "split would not be the artifact's; use --split all"
-            )
-        else:
-            msg = (
-                f"--split {chosen}: {data.name} is not one of this model's training files "
-                f"({', '.join(record.files)}); use --split all"
-            )
-        raise ConfigError(msg)
-    trained: set[str] = set()
-    unchecked = []
-    own_split = None
-    for name, sha in record.files.items():
-        path = data if own and name == data.name else _recorded_file(record, name, sha)
-        if path is None or name not in DATASETS:
-            unchecked.append(name)
-            continue
-        parts = load_split(path, DATASETS[name], record.seed, record.limit)
-        trained |= {text_hash(e.text) for e in parts.train}
-        if own and name == data.name:
-            own_split = parts
-    if own_split is not None and chosen != "all":
-        rows = _part(own_split, chosen)
-        held = {"test": "held-out", "validation": "validation", "train": "training"}[chosen]
-        limit = "" if record.limit is None else f", limit {record.limit}"
-        description = (
-            f"split {chosen}: the model's {held} rows of {data.name} ({len(rows):,} of "
-            f"{len(examples):,}; seed {record.seed}{limit})"
-        )
-    else:
-        rows = examples
-        why = ""
-        if split is None:
-            why = "; the file has changed since training" if changed else "; not a training file"
-        description = f"split all: every row ({len(rows):,}){why}"
-    if own and chosen == "test":
-        description += "; --split all for every row"
-    overlap = sum(text_hash(e.text) in trained for e in rows)
-    if overlap:
-        advice = "use --split test" if own else "they are not held-out"
-        warnings.append(
-            f"warning: {overlap:,} of {len(rows):,} rows were used to train this model; {advice}"
-        )
-    if unchecked:
-        warnings.append(
-            f"warning: cannot check for training rows of {', '.join(unchecked)}: the file is "
-            f"not at {record.data_dir} or has changed since training"
-        )
-    return Rows(chosen, rows, description, overlap, unchecked, warnings)
-
-
-def _recorded_file(record: TrainedOn, name: str, sha: str) -> Path | None:
-    if record.data_dir is None:
-        return None
-    path = record.data_dir / name
-    return path if path.is_file() and file_sha256(path) == sha else None
 
 
 def single_class(report: Report) -> str | None:
@@ -364,28 +203,61 @@ def run_eval(
     notes = []
     if baseline and lexicon is None:
         notes.append("lexicon baseline: none for this task (the lexicon has no event head)")
-    try:
-        if json_out is not None:
-            payload: dict[str, Any] = {
-                **report.to_json(),
-                "task": task,
-                "model": scorer.version,
-                "data": str(data),
-                "split": rows.split,
-                "train_overlap": rows.train_overlap,
-                "overlap_unchecked": rows.unchecked,
-                "warnings": warnings,
-                "baseline": None if lexicon is None else {"name": "lexicon", **lexicon.to_json()},
-            }
-            json_out.parent.mkdir(parents=True, exist_ok=True)
-            json_out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-            notes.append(f"wrote {json_out}")
-        if plot_out is not None:
-            plot_confusion(report, plot_out, f"{task}: {scorer.version}, split {rows.split}")
-            notes.append(f"wrote {plot_out}")
-    except OSError as exc:
-        msg = f"cannot write the evaluation output: {exc}"
-        raise ConfigError(msg) from exc
+    outputs = _Outputs(scorer.version, data, task, rows, warnings)
+    notes += outputs.write(report, lexicon, json_out, plot_out)
     if notes:
         lines += ["", *notes]
     return Evaluation("\n".join(lines), warnings)
+
+
+@dataclass(frozen=True)
+class _Outputs:
+    """What an evaluation's JSON and plot name besides the reports."""
+
+    model: str
+    data: Path
+    task: str
+    rows: Rows
+    warnings: list[str]
+
+    def write(
+        self,
+        report: Report,
+        lexicon: Report | None,
+        json_out: Path | None,
+        plot_out: Path | None,
+    ) -> list[str]:
+        """Write the JSON and the confusion plot asked for; return a note per file written.
+
+        Raises:
+            ConfigError: a file cannot be written.
+        """
+        notes = []
+        try:
+            if json_out is not None:
+                json_out.parent.mkdir(parents=True, exist_ok=True)
+                text = json.dumps(self.payload(report, lexicon), indent=2) + "\n"
+                json_out.write_text(text, encoding="utf-8")
+                notes.append(f"wrote {json_out}")
+            if plot_out is not None:
+                title = f"{self.task}: {self.model}, split {self.rows.split}"
+                plot_confusion(report, plot_out, title)
+                notes.append(f"wrote {plot_out}")
+        except OSError as exc:
+            msg = f"cannot write the evaluation output: {exc}"
+            raise ConfigError(msg) from exc
+        return notes
+
+    def payload(self, report: Report, lexicon: Report | None) -> dict[str, Any]:
+        """Return the JSON of an evaluation: the report, what was scored, the baseline."""
+        return {
+            **report.to_json(),
+            "task": self.task,
+            "model": self.model,
+            "data": str(self.data),
+            "split": self.rows.split,
+            "train_overlap": self.rows.train_overlap,
+            "overlap_unchecked": self.rows.unchecked,
+            "warnings": self.warnings,
+            "baseline": None if lexicon is None else {"name": "lexicon", **lexicon.to_json()},
+        }

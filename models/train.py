@@ -17,7 +17,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +29,12 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_linear_sche
 
 from infra.errors import ConfigError, ModelError
 from models import artifact
-from models.batching import buckets, tokenize
 from models.batching import pad as pad_rows
-from models.data import DATASETS, Example, Split, file_sha256, load_datasets
-from models.encoders import PRESETS
-from models.metrics import Report, classification_report
+from models.batching import tokenize
+from models.data import DATASETS, Example, Split, load_datasets
 from models.network import MultiTaskModel, build
+from models.predict import evaluate_split, temperatures
+from models.record import held_out_metrics, write_artifact
 from models.taxonomy import SENTIMENT, TASKS, TOPICS
 
 log = logging.getLogger(__name__)
@@ -149,75 +148,6 @@ def _batches(
     yield from batches
 
 
-@torch.inference_mode()
-def predict_logits(
-    model: MultiTaskModel,
-    tokenizer: PreTrainedTokenizerBase,
-    texts: Sequence[str],
-    *,
-    max_length: int = 128,
-    batch: int = 128,
-    device: str = "cpu",
-) -> tuple[np.ndarray, np.ndarray]:
-    """Both heads' logits for texts, in input order (eval mode, no gradients)."""
-    was_training = model.training
-    model.eval()
-    n = len(texts)
-    sent = np.zeros((n, model.sentiment.out_features), dtype=np.float32)
-    event = np.zeros((n, model.event.out_features), dtype=np.float32)
-    pad = int(tokenizer.pad_token_id or 0)
-    for bucket in buckets(tokenize(tokenizer, texts, max_length), batch, pad):
-        s, e = model(bucket.input_ids.to(device), bucket.attention_mask.to(device))
-        sent[bucket.indices] = s.float().cpu().numpy()
-        event[bucket.indices] = e.float().cpu().numpy()
-    model.train(was_training)
-    return sent, event
-
-
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The softmax temperature that minimises validation NLL (a 1-D search over log T)."""
-    if len(labels) == 0:
-        return 1.0
-    tensor = torch.from_numpy(logits).double()
-    target = torch.from_numpy(labels).long()
-
-    def nll(log_t: float) -> float:
-        return float(nn.functional.cross_entropy(tensor / math.exp(log_t), target))
-
-    lo, hi = math.log(0.05), math.log(20.0)
-    for _ in range(60):  # golden-section search; NLL is unimodal in log T
-        m1, m2 = lo + (hi - lo) * 0.382, lo + (hi - lo) * 0.618
-        if nll(m1) < nll(m2):
-            hi = m2
-        else:
-            lo = m1
-    return math.exp((lo + hi) / 2)
-
-
-def _head(task: str) -> int:
-    return 0 if task == "sentiment" else 1
-
-
-def evaluate_split(
-    model: MultiTaskModel,
-    tokenizer: PreTrainedTokenizerBase,
-    examples: Sequence[Example],
-    cfg: TrainConfig,
-) -> Report:
-    """Accuracy and F1 of the head an example set belongs to."""
-    task = examples[0].task
-    logits = predict_logits(
-        model, tokenizer, [e.text for e in examples], max_length=cfg.max_length, device=cfg.device
-    )[_head(task)]
-    return classification_report(
-        [e.label for e in examples], logits.argmax(axis=1).tolist(), TASKS[task]
-    )
-
-
-def _selection_score(reports: dict[str, Report]) -> float:
-    return sum(r.macro_f1 for r in reports.values()) / len(reports)
-
-
 def _apply_lora(model: MultiTaskModel, rank: int) -> MultiTaskModel:
     try:
         from peft import LoraConfig, get_peft_model  # noqa: PLC0415 - optional dependency
@@ -254,9 +184,69 @@ def train(
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         msg = "--device cuda was asked for, but torch sees no CUDA device"
         raise ConfigError(msg)
-    data_dir = Path(cfg.data_dir)
-    splits = load_datasets(data_dir, cfg.datasets, cfg.seed, cfg.limit)
-    train_set = [e for s in splits.values() for e in s.train]
+    splits = load_datasets(Path(cfg.data_dir), cfg.datasets, cfg.seed, cfg.limit)
+    run = _prepare(cfg, [e for s in splits.values() for e in s.train])
+    best, steps = _fit(run, cfg, splits, progress, on_eval, started)
+    if best.state is not None:
+        run.model.load_state_dict(best.state)
+    model = _merge_lora(run.model)
+    model.to("cpu").eval()
+    seconds = time.monotonic() - started
+    fitted = temperatures(model, run.tokenizer, splits, cfg.max_length)
+    metrics: dict[str, Any] = {
+        **held_out_metrics(model, run.tokenizer, splits, cfg.max_length),
+        "history": best.history,
+        "train_seconds": round(seconds, 1),
+        "steps": steps,
+    }
+    folder = write_artifact(asdict(cfg), model, run.tokenizer, splits, metrics, fitted)
+    return TrainResult(folder, metrics, seconds, steps, best.history)
+
+
+@dataclass
+class _Run:
+    """The model under training and what every step of it needs."""
+
+    model: MultiTaskModel
+    tokenizer: PreTrainedTokenizerBase
+    examples: list[Example]
+    ids: list[list[int]]
+    pad: int
+    losses: dict[str, nn.CrossEntropyLoss]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    steps_per_epoch: int
+    total_steps: int
+    eval_points: set[int]
+
+
+@dataclass
+class _Best:
+    """The best validation score so far, its weights and the evaluations since."""
+
+    patience: int
+    score: float = -1.0
+    state: dict[str, torch.Tensor] | None = None
+    bad_evals: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def observe(self, point: dict[str, float], model: MultiTaskModel) -> bool:
+        """Keep a validation point; return True when patience has run out."""
+        self.history.append(point)
+        score = point["val_macro_f1"]
+        if score > self.score:
+            self.score, self.bad_evals = score, 0
+            self.state = copy.deepcopy(model.state_dict())
+            return False
+        self.bad_evals += 1
+        if self.bad_evals < self.patience:
+            return False
+        log.info("early stop: %d evaluations without improvement", self.bad_evals)
+        return True
+
+
+def _prepare(cfg: TrainConfig, examples: list[Example]) -> _Run:
+    """Build the model, tokenize the training rows, and set up losses and the optimizer."""
     tokenizer = AutoTokenizer.from_pretrained(cfg.encoder_dir, local_files_only=True)
     model = build(
         cfg.encoder_dir, len(SENTIMENT), len(TOPICS), pretrained=cfg.pretrained, layers=cfg.layers
@@ -266,104 +256,81 @@ def train(
     if cfg.lora:
         model = _apply_lora(model, cfg.lora_rank)
     model.to(cfg.device)
-    ids = tokenize(tokenizer, [e.text for e in train_set], cfg.max_length)
-    pad = int(tokenizer.pad_token_id or 0)
+    ids = tokenize(tokenizer, [e.text for e in examples], cfg.max_length)
     weights = {
-        task: class_weights(train_set, task).to(cfg.device) if cfg.class_weighting else None
+        task: class_weights(examples, task).to(cfg.device) if cfg.class_weighting else None
         for task in TASKS
     }
     losses = {
         task: nn.CrossEntropyLoss(weight=weights[task], ignore_index=IGNORE) for task in TASKS
     }
-
-    head_params = [*model.sentiment.parameters(), *model.event.parameters()]
-    head_ids = {id(p) for p in head_params}
-    body = [p for p in model.parameters() if id(p) not in head_ids and p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": body, "lr": cfg.lr},
-            {"params": head_params, "lr": cfg.head_lr},
-        ],
-        weight_decay=cfg.weight_decay,
-    )
-    steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
+    steps_per_epoch = math.ceil(len(examples) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
+    optimizer = _optimizer(model, cfg)
     scheduler = get_linear_schedule_with_warmup(  # type: ignore[no-untyped-call]
         optimizer, int(total * cfg.warmup_ratio), total
     )
     eval_points = {
         round(steps_per_epoch * k / cfg.evals_per_epoch) for k in range(1, cfg.evals_per_epoch + 1)
     }
+    pad = int(tokenizer.pad_token_id or 0)
+    return _Run(
+        model, tokenizer, examples, ids, pad, losses, optimizer, scheduler,
+        steps_per_epoch, total, eval_points,
+    )  # fmt: skip
 
+
+def _optimizer(model: MultiTaskModel, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Return AdamW with the encoder at ``lr`` and the heads at ``head_lr``."""
+    head_params = [*model.sentiment.parameters(), *model.event.parameters()]
+    head_ids = {id(p) for p in head_params}
+    body = [p for p in model.parameters() if id(p) not in head_ids and p.requires_grad]
+    return torch.optim.AdamW(
+        [
+            {"params": body, "lr": cfg.lr},
+            {"params": head_params, "lr": cfg.head_lr},
+        ],
+        weight_decay=cfg.weight_decay,
+    )
+
+
+def _fit(
+    run: _Run,
+    cfg: TrainConfig,
+    splits: dict[str, Split],
+    progress: bool,
+    on_eval: Callable[[dict[str, float]], None] | None,
+    started: float,
+) -> tuple[_Best, int]:
+    """Run the epochs, validating at the evaluation points; return the best and the steps."""
     rng = random.Random(cfg.seed)  # noqa: S311 - reproducible shuffles
-    best_score, best_state, bad_evals, step = -1.0, None, 0, 0
-    history: list[dict[str, float]] = []
-    stop = False
-    for epoch in range(cfg.epochs):
-        model.train()
+    best = _Best(cfg.patience)
+    step, stop = 0, False
+    for epoch in range(1, cfg.epochs + 1):
+        run.model.train()
         bar = tqdm(
-            total=steps_per_epoch,
-            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            total=run.steps_per_epoch,
+            desc=f"epoch {epoch}/{cfg.epochs}",
             disable=not progress,
             leave=False,
         )
-        for in_epoch, batch in enumerate(_batches(train_set, ids, cfg.batch_size, rng), 1):
-            input_ids, mask = pad_rows([ids[i] for i in batch], pad)
-            sent_y = torch.tensor(
-                [train_set[i].label if train_set[i].task == "sentiment" else IGNORE for i in batch]
-            )
-            event_y = torch.tensor(
-                [train_set[i].label if train_set[i].task == "event" else IGNORE for i in batch]
-            )
-            sent_logits, event_logits = model(input_ids.to(cfg.device), mask.to(cfg.device))
-            loss = torch.zeros((), device=cfg.device)
-            if (sent_y != IGNORE).any():
-                loss = loss + losses["sentiment"](sent_logits, sent_y.to(cfg.device))
-            if (event_y != IGNORE).any():
-                loss = loss + losses["event"](event_logits, event_y.to(cfg.device))
-            loss.backward()  # type: ignore[no-untyped-call]
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+        for in_epoch, batch in enumerate(_batches(run.examples, run.ids, cfg.batch_size, rng), 1):
+            loss = _step(run, batch, cfg.device)
             step += 1
             bar.update()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.set_postfix(loss=f"{loss:.3f}")
+            elapsed = time.monotonic() - started
             if not progress and step % 100 == 0:
                 log.info(
                     "epoch %d step %d/%d loss %.4f (%.1f s)",
-                    epoch + 1,
-                    step,
-                    total,
-                    loss.item(),
-                    time.monotonic() - started,
-                )
-            out_of_time = (
-                cfg.max_minutes is not None and time.monotonic() - started > cfg.max_minutes * 60
-            )
-            if in_epoch in eval_points or out_of_time:
-                reports = {
-                    name: evaluate_split(model, tokenizer, s.val, cfg) for name, s in splits.items()
-                }
-                score = _selection_score(reports)
-                point = {
-                    "epoch": epoch + 1,
-                    "step": step,
-                    "val_macro_f1": score,
-                    **{f"val_{n}": r.macro_f1 for n, r in reports.items()},
-                }
-                history.append(point)
-                log.info("step %d: validation macro-F1 %.4f", step, score)
+                    epoch, step, run.total_steps, loss, elapsed,
+                )  # fmt: skip
+            out_of_time = cfg.max_minutes is not None and elapsed > cfg.max_minutes * 60
+            if in_epoch in run.eval_points or out_of_time:
+                point = _validate(run, splits, cfg, epoch, step)
                 if on_eval:
                     on_eval(point)
-                if score > best_score:
-                    best_score, bad_evals = score, 0
-                    best_state = copy.deepcopy(model.state_dict())
-                else:
-                    bad_evals += 1
-                    if bad_evals >= cfg.patience:
-                        stop = True
-                        log.info("early stop: %d evaluations without improvement", bad_evals)
+                stop = best.observe(point, run.model)
                 if out_of_time:
                     stop = True
                     log.info("time budget of %.0f minutes used: stopping", cfg.max_minutes)
@@ -372,88 +339,43 @@ def train(
         bar.close()
         if stop:
             break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model = _merge_lora(model)
-    model.to("cpu").eval()
-    eval_cfg = TrainConfig(**{**asdict(cfg), "device": "cpu"})
-    return _finish(
-        cfg, eval_cfg, model, tokenizer, splits, data_dir, history, step, time.monotonic() - started
-    )
+    return best, step
 
 
-def _finish(
-    cfg: TrainConfig,
-    eval_cfg: TrainConfig,
-    model: MultiTaskModel,
-    tokenizer: PreTrainedTokenizerBase,
-    splits: dict[str, Split],
-    data_dir: Path,
-    history: list[dict[str, float]],
-    steps: int,
-    seconds: float,
-) -> TrainResult:
-    temperatures = {}
-    for task in TASKS:
-        val = [e for s in splits.values() for e in s.val if e.task == task]
-        if val:
-            logits = predict_logits(
-                model, tokenizer, [e.text for e in val], max_length=cfg.max_length
-            )[_head(task)]
-            temperatures[task] = fit_temperature(logits, np.array([e.label for e in val]))
-        else:
-            temperatures[task] = 1.0
-    metrics: dict[str, Any] = {
-        "test": {},
-        "lexicon_test": {},
-        "history": history,
-        "train_seconds": round(seconds, 1),
-        "steps": steps,
-    }
-    for name, split in splits.items():
-        if not split.test:
-            continue
-        metrics["test"][name] = evaluate_split(model, tokenizer, split.test, eval_cfg).to_json()
-        if split.test[0].task == "sentiment":
-            metrics["lexicon_test"][name] = _lexicon_report(split.test).to_json()
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    digest = artifact.content_hash(model)
-    folder = Path(cfg.out_dir) / f"{cfg.preset}-{stamp}-{digest[:8]}"
-    config = {
-        **asdict(cfg),
-        "encoder": PRESETS.get(cfg.preset, Path(cfg.encoder_dir).name),
-        "created_at": datetime.now(UTC).isoformat(),
-        "torch": torch.__version__,
-    }
-    artifact.save(
-        folder,
-        model,
-        tokenizer,
-        {"sentiment": list(SENTIMENT), "event": list(TOPICS)},
-        config,
-        temperatures,
-    )
-    data = {
-        name: {
-            "sha256": file_sha256(data_dir / name),
-            "train": len(s.train),
-            "val": len(s.val),
-            "test": len(s.test),
-        }
+def _step(run: _Run, batch: list[int], device: str) -> float:
+    """Take one optimizer step on a batch; return its loss."""
+    input_ids, mask = pad_rows([run.ids[i] for i in batch], run.pad)
+    sent_logits, event_logits = run.model(input_ids.to(device), mask.to(device))
+    loss = torch.zeros((), device=device)
+    for task, logits in (("sentiment", sent_logits), ("event", event_logits)):
+        labels = torch.tensor(
+            [run.examples[i].label if run.examples[i].task == task else IGNORE for i in batch]
+        )
+        if (labels != IGNORE).any():
+            loss = loss + run.losses[task](logits, labels.to(device))
+    loss.backward()  # type: ignore[no-untyped-call]
+    nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return float(loss.item())
+
+
+def _validate(
+    run: _Run, splits: dict[str, Split], cfg: TrainConfig, epoch: int, step: int
+) -> dict[str, float]:
+    """Score every split's validation rows; return the history point of this evaluation."""
+    reports = {
+        name: evaluate_split(
+            run.model, run.tokenizer, s.val, max_length=cfg.max_length, device=cfg.device
+        )
         for name, s in splits.items()
     }
-    artifact.write_json(folder / "data.json", data)
-    artifact.write_json(folder / "metrics.json", metrics)
-    (folder / "MODEL_CARD.md").write_text(
-        artifact.model_card(folder.name, config, data, metrics), "utf-8"
-    )
-    log.info("wrote %s", folder)
-    return TrainResult(folder, metrics, seconds, steps, history)
-
-
-def _lexicon_report(examples: Sequence[Example]) -> Report:
-    from models.lexicon import LexiconClassifier  # noqa: PLC0415
-
-    scores = LexiconClassifier().classify([e.text for e in examples])
-    predicted = [SENTIMENT.index(s.label) for s in scores]
-    return classification_report([e.label for e in examples], predicted, SENTIMENT)
+    score = sum(r.macro_f1 for r in reports.values()) / len(reports)
+    log.info("step %d: validation macro-F1 %.4f", step, score)
+    return {
+        "epoch": epoch,
+        "step": step,
+        "val_macro_f1": score,
+        **{f"val_{n}": r.macro_f1 for n, r in reports.items()},
+    }

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from infra.errors import ConfigError, ModelError
 from models import artifact
 from models.data import load_csv, stratified_split
-from models.train import TrainConfig, fit_temperature, train
+from models.predict import fit_temperature
+from models.train import TrainConfig, train
 from surveil.cli import cli
 
 
