@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from infra.db import QueryLimits, ReadOnlyReader, Warehouse, connect, read_statement
+from infra.db import Warehouse, connect
 from infra.errors import StoreError
+from infra.reader import QueryLimits, ReadOnlyReader, read_statement
 
 # Nine seconds of sleep(3) in a row (distinct scalar subqueries run one after the other; equal
 # ones would run once): long enough for a write to finish meanwhile, and no CPU taken.
