@@ -135,11 +135,22 @@ class HostRateLimiter:
 
 
 class _Retryable(Exception):
-    """An attempt failed in a way worth retrying after ``delay`` seconds."""
+    """An attempt failed in a way worth retrying after ``delay`` seconds.
 
-    def __init__(self, reason: str, delay: float) -> None:
-        super().__init__(reason)
+    Args:
+        detail: what happened, for a person.
+        delay: the seconds to wait before the next attempt.
+        reason: the `SourceError` reason should it be the last attempt.
+        status: the HTTP status, if there was an answer.
+    """
+
+    def __init__(
+        self, detail: str, delay: float, *, reason: str, status: int | None = None
+    ) -> None:
+        super().__init__(detail)
         self.delay = delay
+        self.reason = reason
+        self.status = status
 
 
 class Fetcher:
@@ -240,7 +251,7 @@ class Fetcher:
         sent.update(headers or {})
         waits: list[float] = []
         attempts = self._retries + 1
-        retry = _Retryable("not attempted", 0.0)
+        retry = _Retryable("not attempted", 0.0, reason="error")
         for attempt in range(1, attempts + 1):
             if attempt > 1:
                 log.warning("%s: %s; retry %d in %.1f s", url, retry, attempt - 1, retry.delay)
@@ -250,7 +261,7 @@ class Fetcher:
             except _Retryable as exc:
                 retry = exc
         msg = f"{url}: {retry}, after {attempts} attempts"
-        raise SourceError(msg) from retry.__cause__
+        raise SourceError(msg, reason=retry.reason, status=retry.status) from retry.__cause__
 
     def commit(self, fetched: Fetched) -> None:
         """Store the validators of ``fetched``; call it once its documents are safe.
@@ -297,13 +308,13 @@ class Fetcher:
                 response.close()
         except httpx.TimeoutException as exc:
             reason = f"timed out ({type(exc).__name__}, timeout {self._timeout:g} s)"
-            raise _Retryable(reason, self._backoff_delay(attempt)) from exc
+            raise _Retryable(reason, self._backoff_delay(attempt), reason="timeout") from exc
         except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError) as exc:
             reason = f"{type(exc).__name__}: {exc}"
-            raise _Retryable(reason, self._backoff_delay(attempt)) from exc
+            raise _Retryable(reason, self._backoff_delay(attempt), reason="refused") from exc
         except httpx.HTTPError as exc:
             msg = f"{url}: {type(exc).__name__}: {exc}"
-            raise SourceError(msg) from exc
+            raise SourceError(msg, reason="error") from exc
 
     def _send(self, url: str, headers: dict[str, str], waits: list[float]) -> httpx.Response:
         request = self._client.build_request("GET", url, headers=headers)
@@ -318,7 +329,7 @@ class Fetcher:
             response.close()
             request = response.next_request
         msg = f"{url}: more than {MAX_REDIRECTS} redirects"
-        raise SourceError(msg)
+        raise SourceError(msg, reason="bad_url")
 
     def _read(
         self,
@@ -331,11 +342,11 @@ class Fetcher:
         status = response.status_code
         if status in RETRY_STATUSES:
             delay = self._retry_delay(url, response, attempt)
-            reason = f"HTTP {status} {response.reason_phrase}"
-            raise _Retryable(reason, delay)
+            detail = f"HTTP {status} {response.reason_phrase}"
+            raise _Retryable(detail, delay, reason="http_status", status=status)
         if status != 304 and not response.is_success:
             msg = f"{url}: HTTP {status} {response.reason_phrase}"
-            raise SourceError(msg)
+            raise SourceError(msg, reason=status_reason(status), status=status)
         not_modified = status == 304
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         final_url = str(response.url)
@@ -372,8 +383,18 @@ class Fetcher:
                 f"{url}: HTTP {response.status_code} with Retry-After of {asked:.0f} s, "
                 f"more than retry_after_max ({self._retry_after_max:g} s); giving up"
             )
-            raise SourceError(msg)
+            raise SourceError(
+                msg,
+                reason="retry_after_too_long",
+                status=response.status_code,
+                retry_after=asked,
+            )
         return asked
+
+
+def status_reason(status: int) -> str:
+    """Return the `SourceError` reason of an HTTP error status."""
+    return "not_found" if status in (404, 410) else "http_status"
 
 
 def require_contact(host: str, user_agent: str) -> None:
@@ -400,14 +421,14 @@ def read_body(response: httpx.Response, url: str, max_bytes: int) -> bytes:
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         msg = f"{url}: response larger than {max_bytes} bytes (Content-Length {declared})"
-        raise SourceError(msg)
+        raise SourceError(msg, reason="too_large")
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_bytes():
         size += len(chunk)
         if size > max_bytes:
             msg = f"{url}: response larger than {max_bytes} bytes"
-            raise SourceError(msg)
+            raise SourceError(msg, reason="too_large")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -423,11 +444,11 @@ def file_path(location: str) -> Path:
         return Path(location)
     if scheme.group(1).lower() != "file":
         msg = f"{location}: unsupported URL scheme {scheme.group(1)!r}"
-        raise SourceError(msg)
+        raise SourceError(msg, reason="bad_url")
     parts = urlsplit(location)
     if parts.netloc not in ("", "localhost"):
         msg = f"{location}: file:// URLs must name a local file"
-        raise SourceError(msg)
+        raise SourceError(msg, reason="bad_url")
     return Path(unquote(parts.path))
 
 
@@ -441,16 +462,17 @@ def read_file(location: str, max_bytes: int = MAX_RESPONSE_BYTES) -> bytes:
     try:
         if path.stat().st_size > max_bytes:
             msg = f"{path}: file larger than {max_bytes} bytes"
-            raise SourceError(msg)
+            raise SourceError(msg, reason="too_large")
         with path.open("rb") as handle:
             # Bounded even if the file grew since stat().
             data = handle.read(max_bytes + 1)
     except OSError as exc:
+        reason = "not_found" if isinstance(exc, FileNotFoundError) else "unreadable"
         msg = f"{path}: {exc.strerror or exc}"
-        raise SourceError(msg) from exc
+        raise SourceError(msg, reason=reason) from exc
     if len(data) > max_bytes:
         msg = f"{path}: file larger than {max_bytes} bytes"
-        raise SourceError(msg)
+        raise SourceError(msg, reason="too_large")
     return data
 
 
@@ -480,6 +502,11 @@ def read_location(
         ) as response:
             response.raise_for_status()
             return read_body(response, location, max_bytes)
-    except httpx.HTTPError as exc:
+    except httpx.HTTPStatusError as exc:
+        status = exc.response.status_code
         msg = f"{location}: {exc}"
-        raise SourceError(msg) from exc
+        raise SourceError(msg, reason=status_reason(status), status=status) from exc
+    except httpx.HTTPError as exc:
+        reason = "timeout" if isinstance(exc, httpx.TimeoutException) else "refused"
+        msg = f"{location}: {exc}"
+        raise SourceError(msg, reason=reason) from exc

@@ -37,7 +37,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from infra.errors import ConfigError, SourceError
+from infra.errors import ConfigError, SourceError, StateError
 from ingest.base import Source, reject, split
 from ingest.dedup import NearDuplicates
 from ingest.tickers import Linked
@@ -169,7 +169,7 @@ class Checkpoint:
         """Return the saved offsets, or None when there are none yet.
 
         Raises:
-            SourceError: the file exists but cannot be read (never guess offsets).
+            StateError: the file exists but cannot be read (never guess offsets).
         """
         if not self.path.is_file():
             return None
@@ -178,7 +178,7 @@ class Checkpoint:
             return {int(p): int(o) for p, o in data["offsets"].items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             msg = f"ingest checkpoint {self.path} is unreadable: {exc}"
-            raise SourceError(msg) from exc
+            raise StateError(msg) from exc
 
     def save(self, offsets: Mapping[int, int]) -> None:
         """Write the offsets atomically."""
@@ -362,12 +362,11 @@ def _reject_id(rej: Rejected) -> str:
     return stable_id("reject", rej.source, rej.reason, rej.detail, rej.payload)
 
 
-def _fetch_reason(exc: Exception) -> str:
-    text = str(exc).lower()
+_FETCH_REASONS = {"too_large": "response_too_large", "timeout": "fetch_timeout"}
+
+
+def _fetch_reason(exc: SourceError | ConfigError) -> str:
+    """Return the dead-letter reason of a failed fetch, from the error's own reason."""
     if isinstance(exc, ConfigError):
         return "source_misconfigured"
-    if "larger than" in text:
-        return "response_too_large"
-    if "timed out" in text or "timeout" in text:
-        return "fetch_timeout"
-    return "fetch_failed"
+    return _FETCH_REASONS.get(exc.reason, "fetch_failed")

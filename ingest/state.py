@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from infra.errors import SourceError
+from infra.errors import StateError
 from infra.sqlite import LockedSqlite, from_micros, micros
 
 SCHEMA_VERSION = 1
@@ -70,12 +70,12 @@ class IngestState(LockedSqlite):
         path: the database file; it and its folder are created when missing.
 
     Raises:
-        SourceError: the file cannot be opened, is not a SQLite database, is corrupt, or
+        StateError: the file cannot be opened, is not a SQLite database, is corrupt, or
             was written by a newer surveil. It is never recreated behind your back.
     """
 
     _label = "ingest state"
-    _error = SourceError
+    _error = StateError
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
@@ -83,12 +83,12 @@ class IngestState(LockedSqlite):
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             msg = f"ingest state {path}: {exc.strerror or exc}"
-            raise SourceError(msg) from exc
+            raise StateError(msg) from exc
         try:
             self._conn = sqlite3.connect(path, check_same_thread=False, timeout=10.0)
         except sqlite3.Error as exc:
             msg = f"ingest state {path}: cannot open: {exc}"
-            raise SourceError(msg) from exc
+            raise StateError(msg) from exc
         try:
             self._open()
         except BaseException:
@@ -102,14 +102,14 @@ class IngestState(LockedSqlite):
             problems = [row[0] for row in self._conn.execute("PRAGMA quick_check")]
             if problems != ["ok"]:
                 msg = f"ingest state {self.path}: corrupt: {'; '.join(problems[:3])}"
-                raise SourceError(msg)
+                raise StateError(msg)
             version = self._conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 msg = (
                     f"ingest state {self.path}: schema version {version} is newer than "
                     f"this surveil's ({SCHEMA_VERSION})"
                 )
-                raise SourceError(msg)
+                raise StateError(msg)
             self._conn.execute("PRAGMA journal_mode=WAL")
             # In WAL mode NORMAL is safe from corruption; a power cut may lose the last
             # commits, which costs at most a re-fetch whose duplicates downstream drops.

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.errors import SourceError
+from infra.errors import ConfigError
 from ingest.text import decode, is_symbol, unique
 from streams.records import Document
 
@@ -164,7 +164,7 @@ class Universe:
         """Load the universe from the four files.
 
         Raises:
-            SourceError: a file is missing, an HTML page, or lacks its expected header.
+            ConfigError: a file is missing, an HTML page, or lacks its expected header.
         """
         uni = cls()
         uni._pipe_file(nasdaq, _NASDAQ_COLUMNS, "Symbol", ())
@@ -214,7 +214,7 @@ class Universe:
         missing = [c for c in required if c not in header]
         if missing:
             msg = f"{name}: expected a header with {', '.join(required)}; missing {missing}"
-            raise SourceError(msg)
+            raise ConfigError(msg)
         col = {c: i for i, c in enumerate(header)}
         for line in lines[1:]:
             if not line.strip() or line.startswith("File Creation Time"):
@@ -296,13 +296,13 @@ def _read(path: Path) -> str:
         raw = path.read_bytes()
     except OSError as exc:
         msg = f"cannot read {path}: {exc}"
-        raise SourceError(msg) from exc
+        raise ConfigError(msg) from exc
     text, _ = decode(raw)
     head = text.lstrip()[:512].lower()
     if head.startswith(("<!doctype html", "<html", "<?xml")) or "<html" in head:
         kind = "a pipe-delimited symbol file" if path.suffix == ".txt" else "a data file"
         msg = f"{path.name} is an HTML page, not {kind}"
-        raise SourceError(msg)
+        raise ConfigError(msg)
     return text
 
 
@@ -311,7 +311,7 @@ def _csv_rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
     missing = [c for c in required if c not in (reader.fieldnames or [])]
     if missing:
         msg = f"{path.name}: expected a CSV header with {', '.join(required)}; missing {missing}"
-        raise SourceError(msg)
+        raise ConfigError(msg)
     return [row for row in reader if all(row.get(c) is not None for c in required)]
 
 
@@ -320,7 +320,7 @@ def _sec_rows(path: Path) -> list[dict[str, Any]]:
         data = json.loads(_read(path))
     except json.JSONDecodeError as exc:
         msg = f"{path.name} is not JSON: {exc}"
-        raise SourceError(msg) from exc
+        raise ConfigError(msg) from exc
     values = data.values() if isinstance(data, dict) else data
     rows = [
         v
@@ -330,7 +330,7 @@ def _sec_rows(path: Path) -> list[dict[str, Any]]:
     ]
     if not rows:
         msg = f"{path.name}: no {{cik_str, ticker, title}} rows"
-        raise SourceError(msg)
+        raise ConfigError(msg)
     return rows
 
 

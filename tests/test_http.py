@@ -219,40 +219,53 @@ def test_503_twice_then_200_backs_off_with_jitter(
 
 def test_500_forever_gives_up_after_retries(server: Server, make: Callable[..., Fetcher]) -> None:
     url = server.route("/feed", Reply(500, b"oops"))
-    with pytest.raises(SourceError, match="HTTP 500 Internal Server Error, after 3 attempts"):
+    with pytest.raises(
+        SourceError, match="HTTP 500 Internal Server Error, after 3 attempts"
+    ) as err:
         make(retries=2).get(url)
     assert server.hits("/feed") == 3
+    assert (err.value.reason, err.value.status) == ("http_status", 500)
 
 
 def test_retry_after_above_the_cap_gives_up_at_once(
     server: Server, make: Callable[..., Fetcher], fake_time: FakeTime
 ) -> None:
     url = server.route("/api", Reply(503, b"", {"Retry-After": "3600"}))
-    with pytest.raises(SourceError, match="Retry-After of 3600 s, more than retry_after_max"):
+    with pytest.raises(
+        SourceError, match="Retry-After of 3600 s, more than retry_after_max"
+    ) as err:
         make(retry_after_max=300).get(url)
     assert (server.hits("/api"), fake_time.sleeps) == (1, [])
+    assert (err.value.reason, err.value.status, err.value.retry_after) == (
+        "retry_after_too_long",
+        503,
+        3600.0,
+    )
 
 
 def test_404_fails_without_retry(
     server: Server, make: Callable[..., Fetcher], fake_time: FakeTime
 ) -> None:
-    with pytest.raises(SourceError, match="HTTP 404 Not Found"):
+    with pytest.raises(SourceError, match="HTTP 404 Not Found") as err:
         make().get(server.base + "/missing")
     assert (server.hits("/missing"), fake_time.sleeps) == (1, [])
+    assert (err.value.reason, err.value.status) == ("not_found", 404)
 
 
 def test_slow_response_times_out(server: Server, make: Callable[..., Fetcher]) -> None:
     url = server.route("/slow", Reply(200, b"late", delay=10))
-    with pytest.raises(SourceError, match=r"timed out \(ReadTimeout.*after 2 attempts"):
+    with pytest.raises(SourceError, match=r"timed out \(ReadTimeout.*after 2 attempts") as err:
         make(timeout=0.2, retries=1).get(url)
+    assert err.value.reason == "timeout"
 
 
 def test_connection_refused_is_retried_then_fails(make: Callable[..., Fetcher]) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(SourceError, match="ConnectError.*after 2 attempts"):
+    with pytest.raises(SourceError, match="ConnectError.*after 2 attempts") as err:
         make(retries=1).get(f"http://127.0.0.1:{port}/feed")
+    assert err.value.reason == "refused"
 
 
 def test_retry_after_seconds() -> None:
@@ -277,8 +290,9 @@ def test_oversize_content_length_fails_before_reading(
 
 def test_oversize_streamed_body_fails(server: Server, make: Callable[..., Fetcher]) -> None:
     url = server.route("/big", Reply(200, b"x" * 2000, send_length=False))
-    with pytest.raises(SourceError, match="larger than 1000 bytes$"):
+    with pytest.raises(SourceError, match="larger than 1000 bytes$") as err:
         make(max_bytes=1000).get(url)
+    assert err.value.reason == "too_large"
     assert make(max_bytes=2000).get(url).body == b"x" * 2000
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.errors import SourceError
+from infra.errors import StateError
 from ingest.http import ValidatorStore
 from ingest.state import RUNS_KEPT, IngestState, Run
 
@@ -102,7 +102,7 @@ def test_threads_marking_at_once_lose_nothing(state: IngestState) -> None:
 def test_a_file_that_is_not_a_database_raises(tmp_path: Path) -> None:
     path = tmp_path / "ingest.db"
     path.write_bytes(b"this is not a SQLite database, just text " * 100)
-    with pytest.raises(SourceError, match="ingest.db"):
+    with pytest.raises(StateError, match="ingest.db"):
         IngestState(path)
     assert path.read_bytes().startswith(b"this is not")
 
@@ -114,5 +114,5 @@ def test_a_damaged_database_raises(tmp_path: Path) -> None:
     raw = bytearray(path.read_bytes())
     raw[4096:12288] = b"\xff" * 8192
     path.write_bytes(bytes(raw))
-    with pytest.raises(SourceError, match="ingest.db"):
+    with pytest.raises(StateError, match="ingest.db"):
         IngestState(path)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bench.linking import documents, evaluate, load_labels
-from infra.errors import SourceError
+from infra.errors import ConfigError
 from ingest.base import split
 from ingest.config import make_source
 from ingest.tickers import Linker, Universe, normalize_name
@@ -69,7 +69,7 @@ def test_loading_takes_well_under_a_second(shared_dir: Path) -> None:
 
 def test_html_error_page_is_a_source_error(shared_dir: Path) -> None:
     tickers = shared_dir / "fixtures" / "tickers"
-    with pytest.raises(SourceError, match="is an HTML page, not a pipe-delimited symbol file"):
+    with pytest.raises(ConfigError, match="is an HTML page, not a pipe-delimited symbol file"):
         Universe.from_files(
             nasdaq=tickers / "malformed_nasdaqlisted_html_errorpage.txt",
             other=tickers / "otherlisted.txt",
@@ -82,7 +82,7 @@ def test_file_without_header_is_a_source_error(shared_dir: Path, tmp_path: Path)
     bad = tmp_path / "nasdaqlisted.txt"
     bad.write_text("AAPL|Apple Inc.|Q|N|N|100|N|N\n")
     tickers = shared_dir / "fixtures" / "tickers"
-    with pytest.raises(SourceError, match="expected a header"):
+    with pytest.raises(ConfigError, match="expected a header"):
         Universe.from_files(
             nasdaq=bad,
             other=tickers / "otherlisted.txt",
