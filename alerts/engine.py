@@ -106,9 +106,9 @@ class AlertEngine:
                 for part, _, _, value in rows:
                     parts.setdefault(part, []).append(json.loads(value))
                 state = {"version": SNAPSHOT_VERSION, "groups": parts["group"]}
-                return Router.restore({**state, "sources": parts["source"]}, **args)
+                return Router(**args).restore({**state, "sources": parts["source"]})
             if legacy is not None and legacy.is_file():
-                router = Router.restore(json.loads(legacy.read_text("utf-8")), **args)
+                router = Router(**args).restore(json.loads(legacy.read_text("utf-8")))
                 self._import(router, legacy)
                 return router
         except (OSError, ValueError, ConfigError) as exc:

@@ -14,23 +14,22 @@ decision is kept as a `Decision` for logs and counters (`Router.events`).
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from alerts.conditions import Condition, InhibitRule, MuteWindow, RouteConfig
+from alerts.episode import Episode, State, numbers, source_state
+from alerts.mute import Mute
 from infra.errors import ConfigError
-from streams.records import Alert, DocRef, stable_id
+from streams.records import Alert
 
 SNAPSHOT_VERSION = 1
 EVENTS_KEPT = 10_000
 Action = Literal["notified", "held", "inhibited", "suppressed", "dropped"]
 Silenced = Callable[[str, str, datetime], bool]
-_HHMM = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
 
 
 def notification_key(alert_id: str, state: str, repeat: int) -> str:
@@ -76,118 +75,6 @@ class Decision:
     reason: str = ""
 
 
-@dataclass(slots=True)
-class _Group:
-    """The state of one (ticker, rule) group during one episode."""
-
-    ticker: str
-    rule: str
-    kind: str
-    started: datetime  # event time the episode began: names the alert
-    since: datetime  # processing time it began: group_wait counts from here
-    latest: dict[str, Any]  # the numbers of the newest condition, JSON-ready
-    firing: bool = True
-    notified_at: datetime | None = None
-    repeats: int = 0  # firing notifications sent in this episode
-    blocked: str = ""  # the last hold reason recorded, so each is logged once
-
-    @property
-    def fingerprint(self) -> str:
-        return stable_id("alert", self.rule, self.ticker)
-
-    @property
-    def alert_id(self) -> str:
-        return stable_id(self.fingerprint, self.started.isoformat())
-
-
-def _group_state(g: _Group) -> dict[str, Any]:
-    return {
-        "ticker": g.ticker,
-        "rule": g.rule,
-        "kind": g.kind,
-        "started": g.started.isoformat(),
-        "since": g.since.isoformat(),
-        "latest": g.latest,
-        "firing": g.firing,
-        "notified_at": g.notified_at.isoformat() if g.notified_at else None,
-        "repeats": g.repeats,
-    }
-
-
-def _source_state(key: tuple[str, str], kind: str, since: datetime) -> dict[str, Any]:
-    return {"ticker": key[0], "rule": key[1], "kind": kind, "since": since.isoformat()}
-
-
-def _dt(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
-
-
-def _numbers(cond: Condition) -> dict[str, Any]:
-    return {
-        "severity": cond.severity,
-        "value": cond.value,
-        "threshold": cond.threshold,
-        "documents": cond.documents,
-        "window_start": cond.window_start.isoformat(),
-        "window_end": cond.window_end.isoformat(),
-        "zscore": cond.zscore,
-        "evidence": [doc.to_json() for doc in cond.evidence],
-        "trigger_published_at": (
-            cond.trigger_published_at.isoformat() if cond.trigger_published_at else None
-        ),
-        "model_version": cond.model_version,
-        "sources": list(cond.sources),
-        "explanation": cond.explanation,
-    }
-
-
-def _minutes(hhmm: str, window: str) -> int:
-    match = _HHMM.match(hhmm)
-    if match is None or (match[1] == "24" and match[2] != "00"):
-        msg = f"mute window {window!r}: {hhmm!r} is not HH:MM (00:00 to 24:00)"
-        raise ConfigError(msg)
-    return int(match[1]) * 60 + int(match[2])
-
-
-@dataclass(frozen=True, slots=True)
-class _Mute:
-    """A validated mute window, in minutes of the local day."""
-
-    name: str
-    weekdays: frozenset[int]
-    start: int
-    end: int
-    zone: ZoneInfo
-
-    @classmethod
-    def of(cls, window: MuteWindow) -> _Mute:
-        try:
-            zone = ZoneInfo(window.timezone)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            msg = f"mute window {window.name!r}: unknown time zone {window.timezone!r}"
-            raise ConfigError(msg) from exc
-        if any(day not in range(7) for day in window.weekdays):
-            msg = f"mute window {window.name!r}: weekdays run from 0 (Monday) to 6 (Sunday)"
-            raise ConfigError(msg)
-        days = frozenset(window.weekdays) or frozenset(range(7))
-        start, end = _minutes(window.start, window.name), _minutes(window.end, window.name)
-        return cls(window.name, days, start, end, zone)
-
-    def covers(self, now: datetime) -> bool:
-        """Whether ``now`` is inside the window (a wrapping window belongs to its start day)."""
-        local = now.astimezone(self.zone)
-        minute = local.hour * 60 + local.minute + local.second / 60
-        if self.start < self.end:
-            return local.weekday() in self.weekdays and self.start <= minute < self.end
-        if self.start == self.end:
-            return False
-        # Wraps midnight: 22:00-06:00 on Friday covers Friday 22:00 to Saturday 06:00.
-        yesterday = (local.weekday() - 1) % 7
-        return (local.weekday() in self.weekdays and minute >= self.start) or (
-            yesterday in self.weekdays and minute < self.end
-        )
-
-
 class Router:
     """Group conditions per (ticker, rule) and decide which notifications are due.
 
@@ -216,10 +103,10 @@ class Router:
     ) -> None:
         self.route = route
         self._inhibit = tuple(inhibit)
-        self._mutes = tuple(_Mute.of(window) for window in mute)
+        self._mutes = tuple(Mute.of(window) for window in mute)
         self._silenced = silenced
         self._on_decision = on_decision
-        self._groups: dict[tuple[str, str], _Group] = {}
+        self._groups: dict[tuple[str, str], Episode] = {}
         # (ticker, rule) -> (kind, processing time its last episode began), kept after the
         # group is gone: an event that fired and cleared at once still inhibits for duration_s.
         self._sources: dict[tuple[str, str], tuple[str, datetime]] = {}
@@ -241,7 +128,7 @@ class Router:
         if cond.active:
             if group is None:
                 started = cond.trigger_published_at or cond.window_end
-                group = _Group(cond.ticker, cond.rule, cond.kind, started, now, _numbers(cond))
+                group = Episode(cond.ticker, cond.rule, cond.kind, started, now, numbers(cond))
                 self._groups[cond.group] = group
                 self._sources[cond.group] = (cond.kind, now)
                 return
@@ -250,7 +137,7 @@ class Router:
             # Active again before the resolved notice went out: the same episode goes on.
             group.firing = True
             group.kind = cond.kind
-            group.latest = _numbers(cond)
+            group.latest = numbers(cond)
             return
         if group is None or not group.firing:
             return
@@ -266,7 +153,7 @@ class Router:
         group.blocked = ""
         # Cleared at the router's now, the clock fired_at (group.since) is read on; kept in
         # latest so a snapshot carries it and a return to firing drops it.
-        group.latest = {**_numbers(cond), "resolved_at": now.astimezone(UTC).isoformat()}
+        group.latest = {**numbers(cond), "resolved_at": now.astimezone(UTC).isoformat()}
 
     # -- output -------------------------------------------------------------------------
 
@@ -279,7 +166,7 @@ class Router:
         out: list[Notice] = []
         for key in sorted(self._groups):
             group = self._groups[key]
-            state: Literal["firing", "resolved"] = "firing" if group.firing else "resolved"
+            state: State = "firing" if group.firing else "resolved"
             if not self._is_due(group, now):
                 continue
             reason = self._hold(group, now)
@@ -292,7 +179,7 @@ class Router:
             group.blocked = ""
             self._dirty.add(key)
             repeat = group.repeats if group.firing else 0
-            alert = self._alert(group, state)
+            alert = group.alert(state)
             out.append(Notice(alert, notification_key(alert.alert_id, state, repeat), repeat))
             self._decide(now, "notified", group, state, f"repeat {repeat}" if repeat else "")
             group.notified_at = now
@@ -319,8 +206,8 @@ class Router:
         """Return the router's state as JSON-ready data, for `Router.restore`."""
         return {
             "version": SNAPSHOT_VERSION,
-            "groups": [_group_state(g) for g in self._groups.values()],
-            "sources": [_source_state(key, *value) for key, value in self._sources.items()],
+            "groups": [g.state() for g in self._groups.values()],
+            "sources": [source_state(key, *value) for key, value in self._sources.items()],
         }
 
     def changes(self) -> list[tuple[str, str, str, dict[str, Any] | None]]:
@@ -332,63 +219,42 @@ class Router:
         out: list[tuple[str, str, str, dict[str, Any] | None]] = []
         for key in sorted(self._dirty):
             group, source = self._groups.get(key), self._sources.get(key)
-            out.append(("group", *key, None if group is None else _group_state(group)))
-            out.append(("source", *key, None if source is None else _source_state(key, *source)))
+            out.append(("group", *key, None if group is None else group.state()))
+            out.append(("source", *key, None if source is None else source_state(key, *source)))
         self._dirty.clear()
         return out
 
-    @classmethod
-    def restore(
-        cls,
-        state: dict[str, Any],
-        route: RouteConfig,
-        inhibit: Sequence[InhibitRule] = (),
-        mute: Sequence[MuteWindow] = (),
-        silenced: Silenced | None = None,
-        *,
-        on_decision: Callable[[Decision], None] | None = None,
-    ) -> Router:
-        """Build a router from a `snapshot`, with the given (possibly new) configuration.
+    def restore(self, state: dict[str, Any]) -> Router:
+        """Load a `snapshot`'s groups and sources, whatever configuration made it; return self.
 
         Raises:
             ConfigError: the snapshot is of an unknown version or malformed.
         """
-        router = cls(route, inhibit, mute, silenced, on_decision=on_decision)
         if state.get("version") != SNAPSHOT_VERSION:
             msg = f"router snapshot version {state.get('version')!r} is not {SNAPSHOT_VERSION}"
             raise ConfigError(msg)
         try:
             for raw in state["groups"]:
-                group = _Group(
-                    ticker=raw["ticker"],
-                    rule=raw["rule"],
-                    kind=raw["kind"],
-                    started=datetime.fromisoformat(raw["started"]),
-                    since=datetime.fromisoformat(raw["since"]),
-                    latest=dict(raw["latest"]),
-                    firing=bool(raw["firing"]),
-                    notified_at=_dt(raw["notified_at"]),
-                    repeats=int(raw["repeats"]),
-                )
-                router._groups[(group.ticker, group.rule)] = group
+                group = Episode.parse(raw)
+                self._groups[(group.ticker, group.rule)] = group
             for raw in state["sources"]:
                 since = datetime.fromisoformat(raw["since"])
-                router._sources[(raw["ticker"], raw["rule"])] = (raw["kind"], since)
+                self._sources[(raw["ticker"], raw["rule"])] = (raw["kind"], since)
         except (KeyError, TypeError, ValueError) as exc:
             msg = f"router snapshot is malformed: {type(exc).__name__}: {exc}"
             raise ConfigError(msg) from exc
-        return router
+        return self
 
     # -- internals ----------------------------------------------------------------------
 
-    def _is_due(self, group: _Group, now: datetime) -> bool:
+    def _is_due(self, group: Episode, now: datetime) -> bool:
         route = self.route
         if group.notified_at is None:
             return now >= group.since + timedelta(seconds=route.group_wait_s)
         wait = route.repeat_interval_s if group.firing else route.group_interval_s
         return now >= group.notified_at + timedelta(seconds=wait)
 
-    def _hold(self, group: _Group, now: datetime) -> str:
+    def _hold(self, group: Episode, now: datetime) -> str:
         """Return why the group may not be notified now, or an empty string."""
         for window in self._mutes:
             if window.covers(now):
@@ -402,7 +268,7 @@ class Router:
                 return f"inhibited_by:{source}"
         return ""
 
-    def _inhibitor(self, target: _Group, now: datetime) -> str:
+    def _inhibitor(self, target: Episode, now: datetime) -> str:
         for rule in self._inhibit:
             if not rule.target.matches(target.rule, target.kind):
                 continue
@@ -425,33 +291,8 @@ class Router:
                 del self._sources[key]
                 self._dirty.add(key)
 
-    def _alert(self, group: _Group, state: Literal["firing", "resolved"]) -> Alert:
-        n = group.latest
-        return Alert(
-            alert_id=group.alert_id,
-            fingerprint=group.fingerprint,
-            rule=group.rule,
-            severity=n["severity"],
-            ticker=group.ticker,
-            fired_at=group.since.astimezone(UTC),
-            value=n["value"],
-            threshold=n["threshold"],
-            window_start=datetime.fromisoformat(n["window_start"]),
-            window_end=datetime.fromisoformat(n["window_end"]),
-            documents=n["documents"],
-            explanation=n["explanation"],
-            evidence=tuple(DocRef.parse(doc) for doc in n["evidence"]),
-            state=state,
-            kind=group.kind,
-            zscore=n["zscore"],
-            model_version=n["model_version"],
-            sources=tuple(n["sources"]),
-            trigger_published_at=_dt(n["trigger_published_at"]),
-            resolved_at=_dt(n.get("resolved_at")) if state == "resolved" else None,
-        )
-
     def _decide(
-        self, now: datetime, action: Action, group: _Group, state: str, reason: str = ""
+        self, now: datetime, action: Action, group: Episode, state: str, reason: str = ""
     ) -> None:
         decision = Decision(now, action, group.ticker, group.rule, group.alert_id, state, reason)
         self._events.append(decision)

@@ -8,31 +8,27 @@ from the raw YAML text, because YAML 1.1 would turn ``ON`` into true, ``16:00`` 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, TypeAlias
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
 from alerts.base import CHANNELS
 from alerts.conditions import InhibitRule, Kind, Matcher, MuteWindow, RouteConfig, Severity
+from alerts.mute import read_mutes
 from infra.yamlnodes import Fields, FileProblems, NodeReader, compose_file, hint
 from models.taxonomy import EVENT_TYPES, NO_EVENT, SEC_ITEM_EVENTS
 
 KINDS: tuple[Kind, ...] = ("threshold", "shock", "negative_spike", "event")
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
-WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 _TOP = frozenset({"watchlists", "route", "inhibit", "mute", "rules"})
 _ROUTE = frozenset({"group_wait", "group_interval", "repeat_interval", "send_resolved"})
 _INHIBIT = frozenset({"source", "target", "duration"})
 _MATCHER = frozenset({"rules", "kinds"})
-_MUTE = frozenset({"name", "weekdays", "start", "end", "timezone"})
 _COMMON = frozenset({"name", "kind", "severity", "scope", "window", "min_docs", "channels"})
 _KIND_FIELDS: Mapping[str, frozenset[str]] = {
     "threshold": frozenset({"threshold", "hysteresis"}),
@@ -42,7 +38,6 @@ _KIND_FIELDS: Mapping[str, frozenset[str]] = {
 }
 _RULE_FIELDS = _COMMON.union(*_KIND_FIELDS.values())
 _EVENTS = tuple(e for e in EVENT_TYPES if e != NO_EVENT)
-_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
 
 
 class RulesError(FileProblems):
@@ -178,7 +173,7 @@ def _ruleset(r: NodeReader, root: yaml.Node | None) -> RuleSet | None:
         return None
     watchlists = top.get("watchlists", partial(_watchlists, r)) or {}
     route = top.get("route", partial(_route, r)) or RouteConfig()
-    mute = top.get("mute", partial(_mutes, r)) or ()
+    mute = top.get("mute", partial(read_mutes, r)) or ()
     rules = top.need("rules", partial(_rules, r, watchlists), ": the file needs a 'rules:' list")
     listed = top.values.get("rules")
     items = listed.value if isinstance(listed, yaml.SequenceNode) else []
@@ -205,59 +200,6 @@ def _route(r: NodeReader, node: yaml.Node, where: str) -> RouteConfig:
         "send_resolved": f.get("send_resolved", r.flag, None),
     }
     return RouteConfig(**{k: v for k, v in values.items() if v is not None})
-
-
-def _mutes(r: NodeReader, node: yaml.Node, where: str) -> tuple[MuteWindow, ...]:
-    out = []
-    for here, item in r.items(node, where):
-        f = r.fields(item, here, _MUTE)
-        if f is None:
-            continue
-        name = f.need("name", r.text)
-        days = f.get("weekdays", partial(_weekdays, r)) or ()
-        start = f.get("start", partial(_clock, r, False), "00:00")
-        end = f.get("end", partial(_clock, r, True), "24:00")
-        zone = f.get("timezone", partial(_zone, r), "UTC")
-        if start is not None and start == end:
-            r.fail(item, here, f"start and end are both {start}; the window would be empty")
-        elif name and start and end and zone:
-            out.append(MuteWindow(name, days, start, end, zone))
-    return tuple(out)
-
-
-def _weekdays(r: NodeReader, node: yaml.Node, where: str) -> tuple[int, ...]:
-    days: set[int] = set()
-    for here, item in r.items(node, where):
-        text = (r.text(item, here) or "").lower()
-        if text in WEEKDAYS or text in _DAY_NAMES:
-            days.add(WEEKDAYS.index(text[:3]))
-        elif text:
-            r.fail(item, here, f"expected a weekday (mon ... sun), got {text!r}")
-    return tuple(sorted(days))
-
-
-def _clock(r: NodeReader, end: bool, node: yaml.Node, where: str) -> str | None:
-    text = r.text(node, where)
-    match = _CLOCK.match(text or "")
-    hour, minute = (int(match.group(1)), int(match.group(2))) if match else (99, 99)
-    if (hour, minute) == (24, 0) and end:
-        return "24:00"
-    if hour > 23 or minute > 59:
-        if text is not None:
-            r.fail(node, where, f"expected a time HH:MM (00:00 to 23:59), got {text!r}")
-        return None
-    return f"{hour:02d}:{minute:02d}"
-
-
-def _zone(r: NodeReader, node: yaml.Node, where: str) -> str | None:
-    name = r.text(node, where)
-    try:
-        ZoneInfo(name or "")
-    except (ZoneInfoNotFoundError, ValueError):
-        if name is not None:
-            r.fail(node, where, f"unknown IANA time zone {name!r}")
-        return None
-    return name
 
 
 def _inhibits(

@@ -234,7 +234,7 @@ def test_snapshot_and_restore_keep_state():
     [firing] = router.due(sec(30))
     router.observe(cond(rule="halt", kind="event"), sec(40))
     state = json.loads(json.dumps(router.snapshot()))
-    restored = Router.restore(state, ROUTE, inhibit=[HALT])
+    restored = Router(ROUTE, inhibit=[HALT]).restore(state)
     assert restored.firing() == [("ACME", "halt"), ("ACME", "neg_spike")]
     assert [a.rule for a in run(restored, 40, 3620)] == ["halt"]  # no re-notification
     restored.observe(cond(active=False), sec(3700))
@@ -244,7 +244,7 @@ def test_snapshot_and_restore_keep_state():
 
 def test_restore_refuses_an_unknown_snapshot():
     with pytest.raises(ConfigError, match="version"):
-        Router.restore({"version": 99}, ROUTE)
+        Router(ROUTE).restore({"version": 99})
 
 
 def rebuilt(changes: list[tuple[str, str, str, dict[str, object] | None]]) -> Router:
@@ -254,8 +254,8 @@ def rebuilt(changes: list[tuple[str, str, str, dict[str, object] | None]]) -> Ro
     for (part, _, _), value in sorted(saved.items()):
         if value is not None:
             parts[part].append(value)
-    return Router.restore(
-        {"version": 1, "groups": parts["group"], "sources": parts["source"]}, ROUTE
+    return Router(ROUTE).restore(
+        {"version": 1, "groups": parts["group"], "sources": parts["source"]}
     )
 
 

@@ -348,7 +348,7 @@ def test_the_router_stamps_a_resolved_notice_with_the_time_it_cleared() -> None:
     cleared = T0 + timedelta(minutes=2)
     router.observe(condition(False), cleared)
     # Kept across a restart: the snapshot carries it.
-    restored = Router.restore(router.snapshot(), router.route)
+    restored = Router(router.route).restore(router.snapshot())
     [resolved] = restored.due(T0 + timedelta(minutes=10))
     assert (firing.state, firing.resolved_at) == ("firing", None)
     assert (resolved.state, resolved.fired_at, resolved.resolved_at) == ("resolved", T0, cleared)
