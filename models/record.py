@@ -143,17 +143,12 @@ def _model_lines(config: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
 
 
 def _data_lines(data: dict[str, Any]) -> list[str]:
-    lines = [
-        "## Data",
-        "",
-        "| file | train | val | test | sha256 | license |",
-        "|---|---|---|---|---|---|",
+    rows = [
+        f"| {file} | {info['train']} | {info['val']} | {info['test']} | "
+        f"`{info['sha256'][:16]}...` | {_LICENSES.get(file, 'see its source')} |"
+        for file, info in data.items()
     ]
-    for file, info in data.items():
-        lines.append(
-            f"| {file} | {info['train']} | {info['val']} | {info['test']} | "
-            f"`{info['sha256'][:16]}...` | {_LICENSES.get(file, 'see its source')} |"
-        )
+    lines = _table("Data", ("file", "train", "val", "test", "sha256", "license"), rows)
     if "fpb_sentiment.csv" in data:
         lines += [
             "",
@@ -164,17 +159,20 @@ def _data_lines(data: dict[str, Any]) -> list[str]:
 
 
 def _test_lines(metrics: dict[str, Any]) -> list[str]:
-    lines = [
-        "## Held-out test results",
-        "",
-        "| data set | accuracy | macro-F1 | weighted-F1 | lexicon accuracy | lexicon macro-F1 |",
-        "|---|---|---|---|---|---|",
+    lexicon = metrics.get("lexicon_test", {})
+    rows = [
+        f"| {file} | {report['accuracy']:.3f} | {report['macro_f1']:.3f} | "
+        f"{report['weighted_f1']:.3f} | {_lexicon_cells(lexicon.get(file))} |"
+        for file, report in metrics.get("test", {}).items()
     ]
-    for file, report in metrics.get("test", {}).items():
-        lex = metrics.get("lexicon_test", {}).get(file)
-        lex_cols = f"{lex['accuracy']:.3f} | {lex['macro_f1']:.3f}" if lex else "n/a | n/a"
-        lines.append(
-            f"| {file} | {report['accuracy']:.3f} | {report['macro_f1']:.3f} | "
-            f"{report['weighted_f1']:.3f} | {lex_cols} |"
-        )
-    return lines
+    columns = ("data set", "accuracy", "macro-F1", "weighted-F1")
+    return _table("Held-out test results", (*columns, "lexicon accuracy", "lexicon macro-F1"), rows)
+
+
+def _lexicon_cells(report: dict[str, Any] | None) -> str:
+    return f"{report['accuracy']:.3f} | {report['macro_f1']:.3f}" if report else "n/a | n/a"
+
+
+def _table(title: str, columns: tuple[str, ...], rows: list[str]) -> list[str]:
+    """Return a markdown section of one table: its title, header, rule and rows."""
+    return [f"## {title}", "", f"| {' | '.join(columns)} |", "|" + "---|" * len(columns), *rows]
