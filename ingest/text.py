@@ -25,8 +25,8 @@ _ANY_TAG = re.compile(r"<[^<>]*>")
 # What html.parser shows nothing of; dropped before it, in one pass.
 _HIDDEN = re.compile(r"<!--|<!\[CDATA\[")
 
-# $AAPL, $BRK.B ; NASDAQ:AAPL, (NYSE: IBM)
-_CASHTAG = re.compile(r"(?<![\w$])\$([A-Z]{1,5}(?:\.[A-Z])?)\b")
+# $AAPL, $BRK.B (also $tsla: only an upper-case cashtag declares a ticker); NASDAQ:AAPL, (NYSE: IBM)
+CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z]{1,5}(?:\.[A-Za-z])?)(?![\w])")
 _EXCHANGE = re.compile(
     r"\b(?:NASDAQ|NYSE|NYSEARCA|NYSEAMERICAN|AMEX|BATS|OTC)\s*:\s*([A-Z]{1,5}(?:\.[A-Z])?)\b"
 )
@@ -204,7 +204,7 @@ def is_symbol(value: str) -> bool:
 
 def find_tickers(text: str) -> list[str]:
     """Return tickers written unambiguously in text: cashtags and exchange prefixes, in order."""
-    found = [m.group(1) for m in _CASHTAG.finditer(text)]
+    found = [m.group(1) for m in CASHTAG.finditer(text) if m.group(1).isupper()]
     found += [m.group(1) for m in _EXCHANGE.finditer(text)]
     return unique(found)
 

@@ -34,13 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from infra.errors import ConfigError
-from ingest.text import decode, is_symbol, unique
+from ingest.text import CASHTAG, decode, is_symbol, unique
 from streams.records import Document
+from streams.relevance import mention_relevance
 
 _NASDAQ_COLUMNS = ("Symbol", "Security Name", "Test Issue")
 _OTHER_COLUMNS = ("ACT Symbol", "Security Name", "Exchange", "Test Issue")
 _CLASS_VARIANT = re.compile(r"^([A-Z]{1,5})[ ./-]([A-Z])$")
-_CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z]{1,5}(?:\.[A-Za-z])?)(?![\w])")
 _EXCHANGE = re.compile(
     r"\b(?i:nasdaq|nyse|nysearca|nyse\s?american|nysemkt|amex|bats|cboe|otc|otcqx|otcqb)"
     r"\s*:\s*([A-Z]{1,5}(?:\.[A-Z])?)\b"
@@ -355,19 +355,12 @@ class _Evidence:
         self.by.setdefault(ticker, how)
 
 
-# Unlisted symbols are real but unverified (a delisting, a rename, or a typo in a cashtag).
-UNLISTED_WEIGHT = 0.5
-
-
 class Linker:
     """Link documents to the tickers they are about, with a relevance for each.
 
-    Relevance, in [0, 1]: 1.0 for the filer of a CIK-linked filing and for a ticker named in
-    the title (symbol, cashtag or name); for one named only in the body
-    ``0.5 + 0.25 * min(mentions, 4) / 4 + 0.15 * (1 - first_offset / len(body))``
-    (0.5-0.9: more and earlier mentions score higher); 0.3 for one only declared in a list.
-    An unlisted ticker gets `UNLISTED_WEIGHT` (0.5) times that: 0.5 in the title, 0.25-0.45 in
-    the body, 0.15 only declared, so a listed ticker always outranks it on the same evidence.
+    Relevance is `streams.relevance.mention_relevance` of the evidence: the filer of a
+    CIK-linked filing counts as named in the title. An unlisted ticker gets half of what a
+    listed one gets on the same evidence, so it never outranks it.
 
     Args:
         universe: the known symbols and names.
@@ -404,7 +397,15 @@ class Linker:
                     ev.title.setdefault(ticker, pos)
                 else:
                     ev.body.setdefault(ticker, set()).add(pos)
-        relevance = {t: self._relevance(t, ev, len(doc.body)) for t in ev.by}
+        relevance = {
+            t: mention_relevance(
+                in_title=ev.by[t] == "cik" or t in ev.title,
+                body_mentions=ev.body.get(t, ()),
+                body_len=len(doc.body),
+                unlisted=t in ev.unlisted,
+            )
+            for t in ev.by
+        }
         order = sorted(ev.by, key=lambda t: -relevance[t])
         meta = {
             **doc.meta,
@@ -433,7 +434,7 @@ class Linker:
         """Yield (ticker, how it links or "" when it only counts as a mention, offset)."""
         if not text:
             return
-        for m in _CASHTAG.finditer(text):
+        for m in CASHTAG.finditer(text):
             raw = m.group(1)
             if raw.isupper():
                 ticker = self._explicit(ev, raw, "cashtag")
@@ -497,13 +498,3 @@ class Linker:
             after = i + size
             return after < len(tokens) and tokens[after].group().lower() in _SUFFIXES
         return True
-
-    def _relevance(self, ticker: str, ev: _Evidence, body_len: int) -> float:
-        weight = UNLISTED_WEIGHT if ticker in ev.unlisted else 1.0
-        if ev.by[ticker] == "cik" or ticker in ev.title:
-            return weight
-        positions = ev.body.get(ticker)
-        if not positions:
-            return round(0.3 * weight, 3)
-        spread = 1 - min(positions) / max(body_len, 1)
-        return round(weight * (0.5 + 0.25 * min(len(positions), 4) / 4 + 0.15 * spread), 3)
