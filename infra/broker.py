@@ -8,43 +8,32 @@ bound to 127.0.0.1: the broker is for this machine only.
 
 from __future__ import annotations
 
-import base64
 import logging
-import os
-import re
-import shutil
-import signal
 import socket
-import subprocess
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from infra.brokerfiles import (
+    KAFKA_DIR,
+    LOG_TAIL_LINES,
+    ensure_runtime,
+    format_storage,
+    java_command,
+    server_properties,
+    tail_text,
+)
 from infra.errors import BrokerError, ConfigError
+from infra.process import BrokerProcess
+from infra.topics import admin_client
 
 log = logging.getLogger(__name__)
 
-KAFKA_DIR: Path = Path(__file__).parent / "kafka"
-
 HOST = "127.0.0.1"
-MIN_JAVA = 17
-_LOG_TAIL_LINES = 30
-_MAVEN_TAIL_LINES = 40
 _POLL_S = 0.25
 _LOG_FILES = ("server.log", "stdout.log")
-_NO_JAVA = (
-    "Java 17+ is needed to run the local Kafka broker: install a JDK "
-    "(e.g. apt-get install openjdk-17-jre-headless) "
-    "or point SURVEIL_KAFKA_BROKER at a running broker"
-)
-_NO_MAVEN = (
-    "Maven is needed once to fetch the Kafka jars into {lib}: install it "
-    "(e.g. apt-get install maven) or point SURVEIL_KAFKA_BROKER at a running broker"
-)
 
 
 @dataclass(frozen=True)
@@ -93,8 +82,7 @@ class LocalKafka:
         self.properties_file = self.home / "server.properties"
         self.pid_file = self.home / "broker.pid"
         self.cluster_id_file = self.home / "cluster.id"
-        # Set only in the Python process that spawned the broker, to reap it.
-        self._proc: subprocess.Popen[bytes] | None = None
+        self.process = BrokerProcess(self.pid_file, ("kafka.Kafka", str(self.properties_file)))
         self._log_marks: dict[str, int] = {}
 
     @property
@@ -102,43 +90,16 @@ class LocalKafka:
         """Return the bootstrap address clients use, e.g. ``127.0.0.1:9092``."""
         return f"{HOST}:{self.config.port}"
 
-    # --- runtime -------------------------------------------------------------------
-
     def ensure_runtime(self) -> None:
         """Check that Java is installed and fetch the Kafka jars with Maven if missing."""
-        java = shutil.which("java")
-        if java is None:
-            raise ConfigError(_NO_JAVA)
-        _check_java_version(java)
-        if any(self.lib_dir.glob("kafka_2.13-*.jar")):
-            return
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise ConfigError(_NO_MAVEN.format(lib=self.lib_dir))
-        pom = KAFKA_DIR / "pom.xml"
-        if self.lib_dir == (KAFKA_DIR / "lib").resolve():
-            cmd = [mvn, "-q", "-B", "package", "-f", str(pom)]
-        else:
-            # The pom's execution writes to its own lib/; a direct goal call takes the folder.
-            cmd = [
-                mvn, "-q", "-B", "dependency:copy-dependencies",
-                f"-DoutputDirectory={self.lib_dir}", "-DincludeScope=runtime", "-f", str(pom),
-            ]  # fmt: skip
-        log.info("fetching the Kafka jars into %s with Maven", self.lib_dir)
-        done = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            cmd, capture_output=True, text=True, check=False
-        )
-        if done.returncode != 0 or not any(self.lib_dir.glob("kafka_2.13-*.jar")):
-            tail = _tail_text(done.stdout + done.stderr, _MAVEN_TAIL_LINES)
-            msg = f"Maven could not fetch the Kafka jars (exit {done.returncode}):\n{tail}"
-            raise BrokerError(msg)
+        ensure_runtime(self.lib_dir)
 
     # --- status --------------------------------------------------------------------
 
     def status(self) -> BrokerStatus:
         """Report whether our broker runs; a stale pid file is removed."""
-        pid = self._read_pid()
-        running = pid is not None and self._is_ours(pid)
+        pid = self.process.read_pid()
+        running = pid is not None and self.process.is_ours(pid)
         if pid is not None and not running:
             log.info("removing stale pid file %s (pid %d)", self.pid_file, pid)
             self.pid_file.unlink(missing_ok=True)
@@ -159,33 +120,6 @@ class LocalKafka:
             return False
         return True
 
-    def _read_pid(self) -> int | None:
-        try:
-            text = self.pid_file.read_text(encoding="ascii").strip()
-        except FileNotFoundError:
-            return None
-        try:
-            return int(text)
-        except ValueError:
-            # A torn or foreign pid file: treat as stale.
-            self.pid_file.unlink(missing_ok=True)
-            return None
-
-    def _is_ours(self, pid: int) -> bool:
-        if self._proc is not None and self._proc.pid == pid and self._proc.poll() is not None:
-            return False  # our child exited (poll() also reaped it)
-        proc_dir = Path("/proc")
-        if not proc_dir.is_dir():
-            # No procfs (e.g. macOS): a live pid is the best evidence there is.
-            return _pid_alive(pid)
-        try:
-            raw = (proc_dir / str(pid) / "cmdline").read_bytes()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            return False
-        # A zombie has an empty command line; a reused pid has someone else's.
-        args = raw.decode(errors="replace").split("\0")
-        return "kafka.Kafka" in args and str(self.properties_file) in args
-
     # --- start ---------------------------------------------------------------------
 
     def start(self, timeout: float = 90.0) -> bool:
@@ -203,11 +137,14 @@ class LocalKafka:
                 raise BrokerError(msg)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        self.properties_file.write_text(self._server_properties(), encoding="utf-8")
-        self._format_storage()
-
+        properties = server_properties(
+            HOST, self.config.port, self.config.controller_port, self.data_dir
+        )
+        self.properties_file.write_text(properties, encoding="utf-8")
+        java = java_command(self.lib_dir, self.logs_dir)
+        format_storage(java, self.data_dir, self.properties_file, self.cluster_id_file)
         cmd = [
-            *self._java_base(),
+            *java,
             f"-Xms{self.config.heap}",
             f"-Xmx{self.config.heap}",
             "-XX:+UseG1GC",
@@ -218,107 +155,21 @@ class LocalKafka:
         log.info("starting Kafka on %s (home %s)", self.bootstrap, self.home)
         # Error reports then show this run's lines, not the last run's or the format step's.
         self._log_marks = {name: _size(self.logs_dir / name) for name in _LOG_FILES}
-        with (self.logs_dir / "stdout.log").open("ab") as out:
-            # Own session: Ctrl-C in the shell that ran `surveil` must not hit the broker.
-            self._proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                cwd=self.home,
-            )
-        self.pid_file.write_text(f"{self._proc.pid}\n", encoding="ascii")
+        pid = self.process.spawn(cmd, self.logs_dir / "stdout.log", self.home)
         try:
-            self._wait_ready(self._proc, timeout)
+            self._wait_ready(timeout)
         except BaseException:
             # Do not leave a half-started broker holding the ports.
-            self._terminate(self._proc.pid, 10.0)
-            self.pid_file.unlink(missing_ok=True)
+            self.process.stop(pid, 10.0)
             raise
-        log.info("Kafka is up on %s (pid %d)", self.bootstrap, self._proc.pid)
+        log.info("Kafka is up on %s (pid %d)", self.bootstrap, pid)
         return True
 
-    def _java_base(self) -> list[str]:
-        java = shutil.which("java")
-        if java is None:
-            raise ConfigError(_NO_JAVA)
-        return [
-            java,
-            # Sockets then show as plain 127.0.0.1, never as an IPv6 wildcard.
-            "-Djava.net.preferIPv4Stack=true",
-            f"-Dlog4j2.configurationFile={KAFKA_DIR / 'log4j2.yaml'}",
-            f"-Dkafka.logs.dir={self.logs_dir}",
-            "-cp",
-            f"{self.lib_dir}/*",
-        ]
-
-    def _server_properties(self) -> str:
-        port, cport = self.config.port, self.config.controller_port
-        props = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{HOST}:{cport}",
-            "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{cport}",
-            "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
-            "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "log.dirs": str(self.data_dir),
-            "num.partitions": "1",
-            # Faust creates its internal topics by producing to them.
-            "auto.create.topics.enable": "true",
-            # One node: every internal topic can only have one replica.
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            # Nobody else will join the group, so do not wait for them.
-            "group.initial.rebalance.delay.ms": "0",
-        }
-        lines = ["# Written by infra/broker.py on every start; edits are lost."]
-        lines += [f"{key}={_escape_property(value)}" for key, value in props.items()]
-        return "\n".join(lines) + "\n"
-
-    def _cluster_id(self) -> str:
-        try:
-            existing = self.cluster_id_file.read_text(encoding="ascii").strip()
-        except FileNotFoundError:
-            existing = ""
-        if existing:
-            return existing
-        cluster_id = _random_kafka_uuid()
-        self.cluster_id_file.write_text(f"{cluster_id}\n", encoding="ascii")
-        return cluster_id
-
-    def _format_storage(self) -> None:
-        if (self.data_dir / "meta.properties").exists():
-            return
-        cmd = [
-            *self._java_base(),
-            "kafka.tools.StorageTool",
-            "format",
-            "--ignore-formatted",
-            "-t",
-            self._cluster_id(),
-            "-c",
-            str(self.properties_file),
-        ]
-        log.info("formatting Kafka storage in %s", self.data_dir)
-        done = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            cmd, capture_output=True, text=True, check=False, cwd=self.home
-        )
-        if done.returncode != 0:
-            tail = _tail_text(done.stdout + done.stderr, _LOG_TAIL_LINES)
-            msg = f"formatting the Kafka storage in {self.data_dir} failed:\n{tail}"
-            raise BrokerError(msg)
-
-    def _wait_ready(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         last_error = "port closed"
         while True:
-            code = proc.poll()
+            code = self.process.exit_code()
             if code is not None:
                 msg = (
                     f"the Kafka broker exited with code {code} while starting; "
@@ -355,7 +206,7 @@ class LocalKafka:
             except FileNotFoundError:
                 continue
             if text.strip():
-                parts.append(f"--- {path}\n{_tail_text(text, _LOG_TAIL_LINES)}")
+                parts.append(f"--- {path}\n{tail_text(text, LOG_TAIL_LINES)}")
         return "\n".join(parts) or "(no log output)"
 
     # --- stop ----------------------------------------------------------------------
@@ -370,44 +221,8 @@ class LocalKafka:
         if not state.running or state.pid is None:
             return False
         log.info("stopping Kafka (pid %d)", state.pid)
-        self._terminate(state.pid, timeout)
-        self.pid_file.unlink(missing_ok=True)
+        self.process.stop(state.pid, timeout)
         return True
-
-    def _terminate(self, pid: int, timeout: float) -> None:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            self._reap()
-            return
-        if self._wait_exit(pid, timeout):
-            return
-        log.warning("Kafka (pid %d) did not stop within %.0f s; killing it", pid, timeout)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        if not self._wait_exit(pid, 10.0):
-            msg = f"the Kafka broker (pid {pid}) survived SIGKILL"
-            raise BrokerError(msg)
-
-    def _wait_exit(self, pid: int, timeout: float) -> bool:
-        if self._proc is not None and self._proc.pid == pid:
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                return False
-            return True
-        deadline = time.monotonic() + timeout
-        while self._is_ours(pid):
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(_POLL_S)
-        return True
-
-    def _reap(self) -> None:
-        if self._proc is not None:
-            self._proc.poll()
 
 
 def free_port() -> int:
@@ -418,38 +233,9 @@ def free_port() -> int:
         return port
 
 
-# --- helpers -------------------------------------------------------------------------
-
-
-def _check_java_version(java: str) -> None:
-    """Raise ConfigError if `java` is older than 17; an unreadable version passes."""
-    try:
-        done = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            [java, "-version"], capture_output=True, text=True, check=False, timeout=30
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        msg = f"{_NO_JAVA} ({java} -version failed: {exc})"
-        raise ConfigError(msg) from exc
-    found = re.search(r'version "(\d+)(?:\.(\d+))?', done.stderr + done.stdout)
-    if found is None:
-        return
-    major = int(found.group(1))
-    if major == 1 and found.group(2):  # "1.8.0_392" style
-        major = int(found.group(2))
-    if major < MIN_JAVA:
-        msg = f"{_NO_JAVA} (found Java {major} at {java})"
-        raise ConfigError(msg)
-
-
 def _probe(bootstrap: str, timeout: float) -> None:
     """Ask the broker for its topics; raise KafkaError if it cannot answer yet."""
-    timeout_ms = int(timeout * 1000)
-    admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap,
-        client_id="surveil-probe",
-        request_timeout_ms=timeout_ms,
-        bootstrap_timeout_ms=timeout_ms,
-    )
+    admin = admin_client(bootstrap, "surveil-probe", timeout)
     try:
         admin.list_topics()
     finally:
@@ -476,36 +262,8 @@ def port_free(port: int) -> bool:
         return True
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
-
-
-def _random_kafka_uuid() -> str:
-    """Return a cluster id in Kafka's format: 16 random bytes, URL-safe base64, no padding."""
-    while True:
-        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
-        # Kafka rejects ids that look like a command-line flag.
-        if not text.startswith("-"):
-            return text
-
-
-def _escape_property(value: str) -> str:
-    """Escape backslashes, which Java properties files treat as escapes (Windows paths)."""
-    return value.replace("\\", "\\\\")
-
-
 def _size(path: Path) -> int:
     try:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
-
-
-def _tail_text(text: str, lines: int) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:])

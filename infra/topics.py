@@ -43,40 +43,14 @@ def ensure_topics(
     deadline = time.monotonic() + timeout
     timeout_ms = int(timeout * 1000)
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap,
-            client_id="surveil-admin",
-            request_timeout_ms=timeout_ms,
-            bootstrap_timeout_ms=timeout_ms,
-        )
+        admin = admin_client(bootstrap, "surveil-admin", timeout)
     except KafkaError as exc:
         msg = f"cannot reach Kafka at {bootstrap}: {exc}"
         raise BrokerError(msg) from exc
-    created: list[str] = []
     try:
         existing = set(admin.list_topics())
         missing = [name for name in wanted if name not in existing]
-        if missing:
-            spec: dict[str, dict[str, Any]] = {
-                name: {"num_partitions": partitions, "replication_factor": 1} for name in missing
-            }
-            if configs:
-                for entry in spec.values():
-                    entry["configs"] = dict(configs)
-            # raise_errors=False: one topic made concurrently must not hide the others' fate.
-            result: dict[str, Any] = admin.create_topics(
-                spec, timeout_ms=timeout_ms, raise_errors=False
-            )
-            for topic in result["topics"]:
-                error = for_code(topic["error_code"])
-                if topic["error_code"] == 0:
-                    created.append(topic["name"])
-                elif error is not TopicAlreadyExistsError:
-                    msg = (
-                        f"Kafka refused to create topic {topic['name']!r}: "
-                        f"{error.__name__} {topic.get('error_message') or ''}".rstrip()
-                    )
-                    raise BrokerError(msg)
+        created = _create(admin, missing, partitions, configs, timeout_ms) if missing else []
         left_ms = max(int((deadline - time.monotonic()) * 1000), 1000)
         admin.wait_for_topics(wanted, timeout_ms=left_ms)
     except KafkaError as exc:
@@ -86,4 +60,53 @@ def ensure_topics(
         admin.close()
     if created:
         log.info("created topics %s with %d partitions", created, partitions)
+    return created
+
+
+def admin_client(bootstrap: str, client_id: str, timeout: float) -> KafkaAdminClient:
+    """Open an admin client whose requests and bootstrap each wait ``timeout`` seconds.
+
+    Raises:
+        KafkaError: the broker cannot be reached.
+    """
+    timeout_ms = int(timeout * 1000)
+    return KafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        request_timeout_ms=timeout_ms,
+        bootstrap_timeout_ms=timeout_ms,
+    )
+
+
+def _create(
+    admin: KafkaAdminClient,
+    missing: list[str],
+    partitions: int,
+    configs: dict[str, str] | None,
+    timeout_ms: int,
+) -> list[str]:
+    """Create the missing topics; return those this call made (others may make some too).
+
+    Raises:
+        BrokerError: Kafka refused a topic for another reason than that it exists.
+    """
+    spec: dict[str, dict[str, Any]] = {
+        name: {"num_partitions": partitions, "replication_factor": 1} for name in missing
+    }
+    if configs:
+        for entry in spec.values():
+            entry["configs"] = dict(configs)
+    # raise_errors=False: one topic made concurrently must not hide the others' fate.
+    result: dict[str, Any] = admin.create_topics(spec, timeout_ms=timeout_ms, raise_errors=False)
+    created = []
+    for topic in result["topics"]:
+        error = for_code(topic["error_code"])
+        if topic["error_code"] == 0:
+            created.append(topic["name"])
+        elif error is not TopicAlreadyExistsError:
+            msg = (
+                f"Kafka refused to create topic {topic['name']!r}: "
+                f"{error.__name__} {topic.get('error_message') or ''}".rstrip()
+            )
+            raise BrokerError(msg)
     return created
