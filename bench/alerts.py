@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sqlite3
 import statistics
@@ -32,14 +31,14 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.serializer import JsonSerializer
 
+from bench.common import machine_and_load, worker_settings
 from infra.broker import BrokerConfig, LocalKafka, free_port
 from infra.settings import Settings
-from infra.topics import ensure_topics
 from ingest.base import collect
 from ingest.config import make_source
 from ingest.producer import DocumentProducer
 from streams.records import Document
-from streams.topics import ALL_TOPICS, DOCS_SCORED, with_prefix
+from streams.topics import DOCS_SCORED
 from surveil.runtime import WorkerProcess, outbox_path
 from surveil.webhook import WebhookReceiver
 
@@ -92,11 +91,7 @@ def main() -> None:
         broker.stop()
     shutil.rmtree(folder)  # kept when the run fails, for its worker.log
     alert_lat, score_lat = result["alerts"], result["scores"]
-    print(
-        f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python "
-        f"{platform.python_version()}; load average {load_start:.2f} at the start, "
-        f"{os.getloadavg()[0]:.2f} at the end"
-    )
+    print(machine_and_load(load_start))
     print(f"stream: {result['documents']} fixture documents at {args.rate:g}/s, re-stamped")
     print("| path | n | p50 s | p99 s | max s |")
     print("|---|---:|---:|---:|---:|")
@@ -117,19 +112,7 @@ def main() -> None:
 
 def run(folder: Path, bootstrap: str, shared: Path, rate: float) -> dict[str, Any]:
     """Replay the stream through a worker; return the latencies measured."""
-    rules = folder / "rules.yaml"
-    rules.write_text(RULES)
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        state_dir=folder / "state",
-        shared_dir=shared,
-        kafka_broker=f"kafka://{bootstrap}",
-        kafka_partitions=1,
-        web_port=free_port(),
-        classify_within=0.05,
-        alert_rules=rules,
-    )
-    ensure_topics(settings.bootstrap_servers, with_prefix("", ALL_TOPICS), 1)
+    settings = worker_settings(folder, bootstrap, 1, RULES, shared_dir=shared, classify_within=0.05)
     docs = stream(shared)
     with WebhookReceiver() as receiver:
         worker = WorkerProcess(

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import shutil
 import signal
@@ -34,6 +33,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,13 +41,13 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.serializer import JsonSerializer
 
+from bench.common import machine_and_load, worker_settings
 from infra.broker import BrokerConfig, LocalKafka, free_port
 from infra.errors import SurveilError
 from infra.settings import Settings
-from infra.topics import ensure_topics
 from ingest.producer import DocumentProducer
 from streams.records import Document
-from streams.topics import ALERTS, ALL_TOPICS, DOCS_RAW, DOCS_SCORED, with_prefix
+from streams.topics import ALERTS, DOCS_RAW, DOCS_SCORED
 from surveil.runtime import WorkerProcess, open_warehouse, outbox_path
 from surveil.webhook import WebhookReceiver
 
@@ -177,42 +177,42 @@ def main() -> None:
         result = run(folder, broker, args)
     finally:
         broker.stop()
-    print(
-        f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python "
-        f"{platform.python_version()}; load average {load_start:.2f} at the start, "
-        f"{os.getloadavg()[0]:.2f} at the end"
-    )
+    print(machine_and_load(load_start))
     for line in result["lines"]:
         print(line)
     shutil.rmtree(folder)  # kept when the run fails, for its worker logs
     print(f"lost {result['lost']}, duplicated {result['duplicated']}")
 
 
+class Workers:
+    """The worker of the moment: started, killed and replaced, each with a log of its own."""
+
+    def __init__(self, settings: Settings, env: dict[str, str], folder: Path) -> None:
+        self.settings, self.env, self.folder = settings, env, folder
+        self.restarts = 0
+        self.current = self._start()
+
+    def replace(self) -> None:
+        """Start the next worker (the current one was killed or died)."""
+        self.restarts += 1
+        self.current = self._start()
+
+    def _start(self) -> WorkerProcess:
+        log = self.folder / f"worker{self.restarts}.log"
+        worker = WorkerProcess(self.settings, self.env, log)
+        worker.start()
+        return worker
+
+
 def run(folder: Path, broker: LocalKafka, args: argparse.Namespace) -> dict[str, Any]:
     """Load, kill, recover, reconcile; return the figures."""
     rng = random.Random(args.seed)  # noqa: S311 - chaos timing, not secrets
-    rules = folder / "rules.yaml"
-    rules.write_text(RULES)
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        state_dir=folder / "state",
-        kafka_broker=f"kafka://{broker.bootstrap}",
-        kafka_partitions=3,
-        web_port=free_port(),
-        alert_rules=rules,
-    )
-    ensure_topics(settings.bootstrap_servers, with_prefix("", ALL_TOPICS), 3)
+    settings = worker_settings(folder, broker.bootstrap, 3, RULES)
     docs = documents(args.documents, rng)
-    # Kill points by documents published, so every kill falls inside the load.
-    marks = sorted(rng.uniform(0.1, 0.9) * len(docs) for _ in range(max(args.kills, 5)))
-    broker_mark = rng.uniform(0.3, 0.7) * len(docs)
     events: list[str] = []
     with WebhookReceiver() as receiver:
-        env = {"SURVEIL_ALERT_SLACK_WEBHOOK": receiver.url}
-        n = 0
-        worker = WorkerProcess(settings, env, folder / f"worker{n}.log")
-        worker.start()
-        worker.wait_until(lambda s: True, timeout=120)
+        workers = Workers(settings, {"SURVEIL_ALERT_SLACK_WEBHOOK": receiver.url}, folder)
+        workers.current.wait_until(lambda s: True, timeout=120)
         publisher = Publisher(settings.bootstrap_servers, docs, args.rate)
         publisher.start()
         t0 = time.monotonic()
@@ -220,48 +220,65 @@ def run(folder: Path, broker: LocalKafka, args: argparse.Namespace) -> dict[str,
         def note(what: str) -> None:
             events.append(f"{time.monotonic() - t0:6.1f} s  {publisher.sent:5d} sent  {what}")
 
-        broker_killed = False
-        for mark in marks:
-            while publisher.sent < mark and publisher.is_alive():
-                if not broker_killed and publisher.sent >= broker_mark:
-                    broker_killed = True
-                    pid = broker.status().pid
-                    if pid is not None:
-                        os.kill(pid, signal.SIGKILL)
-                        note("kill -9 broker")
-                        time.sleep(3)
-                        broker.start()
-                        note("broker back")
-                time.sleep(0.2)
-            # A random moment of a worker that runs: its web server answers.
-            try:
-                worker.wait_until(lambda s: True, timeout=180)
-            except SurveilError:
-                note(f"worker exited before the kill: {crash_reason(worker.log_file)}")
-            time.sleep(rng.uniform(0.0, 4.0))
-            code = worker.kill()
-            note(f"kill -9 worker (it {'was running' if code == -9 else f'had exited {code}'})")
-            n += 1
-            worker = WorkerProcess(settings, env, folder / f"worker{n}.log")
-            worker.start()
+        kill_during_load(workers, broker, publisher, rng, args.kills, note)
         publisher.join()
         note("load done")
-        topics = [DOCS_RAW, DOCS_SCORED, ALERTS]
-        deadline = time.monotonic() + 900
-        while time.monotonic() < deadline:
-            if worker.pid is None:  # it died: the next one carries on
-                note(f"worker exited: {crash_reason(worker.log_file)}")
-                n += 1
-                worker = WorkerProcess(settings, env, folder / f"worker{n}.log")
-                worker.start()
-            if lag(settings, topics) == 0:
-                break
-            time.sleep(2)
-        time.sleep(8)  # group wait, the deliverer and the outbox audit copy
-        note("caught up; stopping")
-        worker.stop()
+        catch_up(workers, note)
         posts = len(receiver.received)
-    return reconcile(settings, events, publisher, posts, n)
+    return reconcile(settings, events, publisher, posts, workers.restarts)
+
+
+def kill_during_load(
+    workers: Workers,
+    broker: LocalKafka,
+    publisher: Publisher,
+    rng: random.Random,
+    kills: int,
+    note: Callable[[str], None],
+) -> None:
+    """Kill -9 the worker at random moments of the load (five at least), the broker once."""
+    # Kill points by documents published, so every kill falls inside the load.
+    marks = sorted(rng.uniform(0.1, 0.9) * len(publisher.docs) for _ in range(max(kills, 5)))
+    broker_mark = rng.uniform(0.3, 0.7) * len(publisher.docs)
+    broker_killed = False
+    for mark in marks:
+        while publisher.sent < mark and publisher.is_alive():
+            if not broker_killed and publisher.sent >= broker_mark:
+                broker_killed = True
+                pid = broker.status().pid
+                if pid is not None:
+                    os.kill(pid, signal.SIGKILL)
+                    note("kill -9 broker")
+                    time.sleep(3)
+                    broker.start()
+                    note("broker back")
+            time.sleep(0.2)
+        # A random moment of a worker that runs: its web server answers.
+        worker = workers.current
+        try:
+            worker.wait_until(lambda s: True, timeout=180)
+        except SurveilError:
+            note(f"worker exited before the kill: {crash_reason(worker.log_file)}")
+        time.sleep(rng.uniform(0.0, 4.0))
+        code = worker.kill()
+        note(f"kill -9 worker (it {'was running' if code == -9 else f'had exited {code}'})")
+        workers.replace()
+
+
+def catch_up(workers: Workers, note: Callable[[str], None]) -> None:
+    """Run workers until the group's commits reach the end of every topic; stop the last."""
+    topics = [DOCS_RAW, DOCS_SCORED, ALERTS]
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        if workers.current.pid is None:  # it died: the next one carries on
+            note(f"worker exited: {crash_reason(workers.current.log_file)}")
+            workers.replace()
+        if lag(workers.settings, topics) == 0:
+            break
+        time.sleep(2)
+    time.sleep(8)  # group wait, the deliverer and the outbox audit copy
+    note("caught up; stopping")
+    workers.current.stop()
 
 
 def reconcile(

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import platform
 import random
 import time
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ import transformers
 from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
+from bench.common import cpu_model, whole_run
 from models.artifact import Artifact, load
 from models.encoders import PRESETS, encoder_dir
 from models.engine import EngineConfig, InferenceEngine, cpu_flags
@@ -60,6 +60,17 @@ class Sweep:
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies, q)) * 1000
+
+    def row(self, naive_rate: float) -> str:
+        """Return the throughput table's row of this sweep."""
+        rate = self.docs / self.total_s
+        return (
+            f"| {self.precision} | {self.batch} | {rate:.1f} | {rate / naive_rate:.1f}x "
+            f"| {self.percentile(50):.1f} | {self.percentile(99):.1f} "
+            f"| {self.docs / self.forward_s:.1f} "
+            f"| {self.tokenize_s / self.docs * 1e6:.0f} "
+            f"| {1 - self.real_tokens / self.padded_tokens:.0%} |"
+        )
 
 
 def read_rows(data: Path) -> dict[str, list[tuple[str, str]]]:
@@ -202,21 +213,12 @@ def naive(
 
 def machine_line(engine: InferenceEngine) -> str:
     """CPU model, cores, library versions, threads, device and precision."""
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            cpu = next(
-                (line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")),
-                cpu,
-            )
-    except OSError:
-        pass
     features = sorted(cpu_flags() & {"avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8"})
     device = engine.device
     if device == "cuda":
         device = f"cuda ({torch.cuda.get_device_name()})"
     return (
-        f"{cpu}, {os.cpu_count()} cores ({torch.backends.cpu.get_cpu_capability()}"
+        f"{cpu_model()}, {os.cpu_count()} cores ({torch.backends.cpu.get_cpu_capability()}"
         f"{', ' + ', '.join(features) if features else ''}), torch {torch.__version__}, "
         f"transformers {transformers.__version__}, threads {torch.get_num_threads()}, "
         f"device {device}, precision {engine.precision}"
@@ -234,11 +236,6 @@ def agreement(
         ok = ok and float(diff.max()) <= TOLERANCE and same >= MIN_AGREEMENT
         cells += [f"{diff.max():.4f}", f"{np.percentile(diff, 99):.4f}", f"{same:.2%}"]
     return f"| {name} | {' | '.join(cells)} | {'pass' if ok else 'FAIL'} |", ok
-
-
-def _load() -> str:
-    """The 1-minute load average: other work on the machine skews every number here."""
-    return f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -265,28 +262,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    started = time.perf_counter()
-    load_at_start = _load()
+    with whole_run():
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Time every precision at every batch size against the naive pipeline; print the tables."""
     batches = [int(b) for b in args.batches.split(",")]
-    base = {"device": args.device, "max_batch": args.max_batch, "max_length": args.max_length}
     texts, sent_rows, topic_rows = split_mix(
         read_rows(args.data), args.docs, 0 if args.model else args.probe, args.seed
     )
-
-    pretrained: Path | None = None
-    if args.model:
-        artifact = load(args.model)
-        heads = f"trained artifact {artifact.version}"
-    else:
-        artifact, pretrained = untrained(args.preset, args.max_length)
-        encoder_name = PRESETS.get(args.preset, pretrained.name)
-        heads = f"NOT TRAINED: the {args.preset} encoder ({encoder_name}) with fresh heads; " + (
-            f"for the agreement check they are fitted as a linear probe on "
-            f"{len(sent_rows)} + {len(topic_rows)} labelled texts disjoint from the "
-            f"benchmark texts (throughput does not depend on the heads)"
-            if args.probe
-            else "agreement is measured on near-uniform probabilities"
-        )
+    artifact, pretrained, heads = model_under_test(args, len(sent_rows), len(topic_rows))
+    base = {"device": args.device, "max_batch": args.max_batch, "max_length": args.max_length}
     reference = InferenceEngine(
         artifact, EngineConfig(precision="fp32", threads=args.threads, **base)
     )
@@ -302,7 +289,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not any(e.precision == "fp32" for e in precisions):
         precisions.append(reference)
         fp32_batches = sorted({min(batches), max(batches)})
-
     lengths = [int(n) for b in reference.preprocess(texts) for n in b.attention_mask.sum(1)]
     print(f"# machine: {machine_line(precisions[0])}")
     print(f"# model: {heads}")
@@ -312,14 +298,55 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"p90 {int(np.percentile(lengths, 90))}, max {max(lengths)} (truncated at "
         f"{reference.max_length}); engine buckets of at most {args.max_batch}"
     )
+    naive_rate = naive_line(args, texts, artifact, pretrained, reference.device)
+    probs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    print()
+    print(
+        "| precision | batch | docs/s | vs naive | p50 ms/call | p99 ms/call "
+        "| pre-tokenized docs/s | tokenize us/doc | padding |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for engine in precisions:
+        for batch in fp32_batches if engine is reference else batches:
+            result, sent, event = sweep(engine, texts, batch)
+            probs.setdefault(engine.precision, (sent, event))
+            print(result.row(naive_rate), flush=True)
+    agreement_table(probs, len(texts))
 
-    naive_texts = texts[: args.naive_docs]
+
+def model_under_test(
+    args: argparse.Namespace, sentiment_rows: int, topic_rows: int
+) -> tuple[Artifact, Path | None, str]:
+    """Return the artifact to time, the pretrained encoder folder if untrained, and its line."""
+    if args.model:
+        artifact = load(args.model)
+        return artifact, None, f"trained artifact {artifact.version}"
+    artifact, pretrained = untrained(args.preset, args.max_length)
+    encoder_name = PRESETS.get(args.preset, pretrained.name)
+    heads = f"NOT TRAINED: the {args.preset} encoder ({encoder_name}) with fresh heads; " + (
+        f"for the agreement check they are fitted as a linear probe on "
+        f"{sentiment_rows} + {topic_rows} labelled texts disjoint from the "
+        f"benchmark texts (throughput does not depend on the heads)"
+        if args.probe
+        else "agreement is measured on near-uniform probabilities"
+    )
+    return artifact, pretrained, heads
+
+
+def naive_line(
+    args: argparse.Namespace,
+    texts: Sequence[str],
+    artifact: Artifact,
+    pretrained: Path | None,
+    device: str,
+) -> float:
+    """Time the naive pipeline on the first ``--naive-docs`` texts; print it, return docs/s."""
     naive_lat = naive(
         pretrained or artifact.path / "encoder",
         pretrained is not None,
         artifact.tokenizer,
-        naive_texts,
-        reference.device,
+        texts[: args.naive_docs],
+        device,
         args.max_length,
     )
     naive_rate = len(naive_lat) / sum(naive_lat)
@@ -331,29 +358,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"p50 {np.percentile(naive_lat, 50) * 1000:.1f} ms, "
         f"p99 {np.percentile(naive_lat, 99) * 1000:.1f} ms"
     )
+    return naive_rate
+
+
+def agreement_table(probs: dict[str, tuple[np.ndarray, np.ndarray]], texts: int) -> None:
+    """Print each precision's agreement with fp32 on the same texts."""
     print()
     print(
-        "| precision | batch | docs/s | vs naive | p50 ms/call | p99 ms/call "
-        "| pre-tokenized docs/s | tokenize us/doc | padding |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    probs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for engine in precisions:
-        for batch in fp32_batches if engine is reference else batches:
-            result, sent, event = sweep(engine, texts, batch)
-            probs.setdefault(engine.precision, (sent, event))
-            rate = result.docs / result.total_s
-            print(
-                f"| {engine.precision} | {batch} | {rate:.1f} | {rate / naive_rate:.1f}x "
-                f"| {result.percentile(50):.1f} | {result.percentile(99):.1f} "
-                f"| {result.docs / result.forward_s:.1f} "
-                f"| {result.tokenize_s / result.docs * 1e6:.0f} "
-                f"| {1 - result.real_tokens / result.padded_tokens:.0%} |",
-                flush=True,
-            )
-    print()
-    print(
-        f"agreement with fp32 on the {len(texts)} texts (tolerance: max abs prob diff "
+        f"agreement with fp32 on the {texts} texts (tolerance: max abs prob diff "
         f"<= {TOLERANCE}, argmax agreement >= {MIN_AGREEMENT:.0%}):"
     )
     print()
@@ -366,8 +378,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         if name != "fp32":
             print(agreement(name, probs["fp32"], got)[0])
     print()
-    elapsed = time.perf_counter() - started
-    print(f"# {elapsed:.0f} s in all; load average {_load()} (at the start {load_at_start})")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ Inserts: scored rows through clickhouse-connect into ``scores`` (the materialize
 INSERT per row in the same run; then ``Store.write_scores`` (dedup check + insert) in batches
 of 500, on a fresh table and on the big one. Queries: ``--query-rows`` scores generated inside
 ClickHouse day by day, then a one-month series of one and ten tickers at 1min, 1h and 1d from
-the rollup (``infra.quant.sentiment``), from the raw scores (its ``as_of`` path, FINAL) and
+the rollup (``surveil.quant.series.sentiment``), from the raw scores (its ``as_of`` path, FINAL) and
 from a plain GROUP BY on the raw scores (no FINAL); median of ``--runs`` after one warm-up.
 Without ``--dsn`` it runs on chDB in a temporary folder, deleted afterwards; with one, it
 works in its own ``surveil_bench_*`` databases and drops them.
@@ -22,112 +22,30 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import random
 import shutil
 import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from infra.db import Warehouse, connect, redact
-from infra.quant import READ_ONLY, Reader, parse_freq, sentiment
-from streams.records import Kind, Label, Scored
+from bench.common import cpu_model, load_average, package_version, whole_run
+from bench.storedata import START, generate, scored_rows, symbols
+from infra.db import Parameters, Table, Warehouse, connect, redact
+from streams.records import Scored
 from streams.store import SCORE_COLUMNS, Store
+from surveil.quant.base import READ_ONLY, Reader
+from surveil.quant.series import sentiment
+from surveil.quant.times import parse_freq
 
-START = datetime(2026, 8, 3, tzinfo=UTC)  # a Monday: day d is a weekday when d % 7 < 5
 MONTH = (datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 10, 1, tzinfo=UTC))
-SESSION = (13 * 3600 + 1800, 20 * 3600)  # US regular session in UTC (summer time), seconds
-IN_SESSION = 0.7  # share of a weekday's documents published during the session
-WEEKEND_WEIGHT = 0.3  # a weekend day's volume against a weekday's
-KINDS: tuple[tuple[Kind, str, float], ...] = (
-    ("news", "rss", 0.5),
-    ("social", "stocktwits", 0.25),
-    ("social", "reddit", 0.15),
-    ("filing", "edgar", 0.1),
-)
-EVENTS = ("none",) * 7 + ("earnings", "analyst_update", "company_product_news")
-MODEL = "small-20261123-094b2ff6"
 FREQS = ("1min", "1h", "1d")
-
-
-def symbols(count: int, seed: int) -> list[str]:
-    """Return ``count`` distinct made-up ticker symbols of one to five letters, by popularity."""
-    rng = random.Random(seed)  # noqa: S311 - a reproducible sample, not a secret
-    found: dict[str, None] = {}
-    while len(found) < count:
-        size = rng.choice((1, 2, 3, 3, 4, 4, 4, 5))
-        found.setdefault("".join(rng.choices("ABCDEFGHIJKLMNOPQRSTUVWXYZ", k=size)))
-    return list(found)
-
-
-def day_weights(days: int) -> list[float]:
-    """Return each day's share of the volume: weekdays 1, weekends ``WEEKEND_WEIGHT``."""
-    weights = [1.0 if d % 7 < 5 else WEEKEND_WEIGHT for d in range(days)]
-    total = sum(weights)
-    return [w / total for w in weights]
-
-
-def moment(rng: random.Random, day: int) -> datetime:
-    """Return a publication time on ``day`` (from START), most weekday ones in the session."""
-    if day % 7 < 5 and rng.random() < IN_SESSION:
-        second = rng.uniform(*SESSION)
-    else:
-        second = rng.uniform(0, 86_400)
-    return START + timedelta(days=day, seconds=second)
-
-
-def scored_rows(count: int, tickers: Sequence[str], days: int, seed: int) -> list[Scored]:
-    """Return ``count`` realistic scores: Zipf-like ticker popularity, over ``days`` days.
-
-    A fifth of the documents name two or three tickers, so (doc_id, ticker) pairs share ids.
-    """
-    rng = random.Random(seed)  # noqa: S311 - a reproducible sample, not a secret
-    popularity = [1 / rank for rank in range(1, len(tickers) + 1)]
-    weights = day_weights(days)
-    rows: list[Scored] = []
-    while len(rows) < count:
-        day = rng.choices(range(days), weights)[0]
-        published = moment(rng, day)
-        kind, source, _ = rng.choices(KINDS, [k[2] for k in KINDS])[0]
-        doc_id = f"{rng.getrandbits(128):032x}"
-        names = rng.choices(tickers, popularity, k=rng.choices((1, 2, 3), (0.8, 0.15, 0.05))[0])
-        for ticker in dict.fromkeys(names):
-            a, b, c = rng.expovariate(1), rng.expovariate(1) * 1.5, rng.expovariate(1)
-            p_neg, p_neu, p_pos = a / (a + b + c), b / (a + b + c), c / (a + b + c)
-            label: Label = "negative" if p_neg >= max(p_neu, p_pos) else "neutral"
-            if p_pos > max(p_neg, p_neu):
-                label = "positive"
-            fetched = published + timedelta(seconds=rng.uniform(1, 120))
-            rows.append(
-                Scored(
-                    doc_id=doc_id,
-                    ticker=ticker,
-                    kind=kind,
-                    source=source,
-                    published_at=published,
-                    fetched_at=fetched,
-                    label=label,
-                    p_negative=p_neg,
-                    p_neutral=p_neu,
-                    p_positive=p_pos,
-                    score=max(-1.0, min(1.0, p_pos - p_neg)),
-                    event_type=rng.choice(EVENTS),
-                    event_prob=rng.random(),
-                    relevance=rng.uniform(0.3, 1.0),
-                    model_version=MODEL,
-                    scored_at=fetched + timedelta(seconds=rng.uniform(0.05, 2)),
-                )
-            )
-    # arrival order: a stream batch holds documents published about the same time
-    return sorted(rows[:count], key=lambda r: r.published_at)
 
 
 class TimedWarehouse(Warehouse):
@@ -135,7 +53,7 @@ class TimedWarehouse(Warehouse):
 
     query_s = 0.0
 
-    def rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    def rows(self, sql: str, parameters: Parameters = None) -> list[tuple[Any, ...]]:
         """Run a query; return its rows, timed."""
         t0 = time.perf_counter()
         try:
@@ -204,64 +122,6 @@ def store_path(wh: TimedWarehouse, records: Sequence[Scored], batch: int) -> tup
     return len(records) / elapsed, wh.query_s / elapsed
 
 
-def _u(salt: int) -> str:
-    """Return SQL for a uniform draw in [0, 1) from the row number, reproducible."""
-    return f"(cityHash64(number, {salt}) / 18446744073709551616.0)"
-
-
-GENERATE = f"""
-INSERT INTO {{db}}.scores ({", ".join(SCORE_COLUMNS)})
-SELECT doc_id, ticker, kind, source, published_at,
-       published_at + toIntervalMillisecond(fetch_ms), label, p_neg, p_neu, p_pos,
-       p_pos - p_neg, event_type, event_prob, relevance, '{MODEL}',
-       published_at + toIntervalMillisecond(fetch_ms + score_ms)
-FROM (
-    SELECT
-        lower(concat(hex(cityHash64(number, 0)), hex(cityHash64(number, 1)))) AS doc_id,
-        {{tickers:Array(String)}}[toUInt32(least({{n:UInt32}},
-            floor(exp({_u(2)} * log({{n:UInt32}} + 1)))))] AS ticker,
-        multiIf({_u(3)} < 0.5, 'news', {_u(3)} < 0.9, 'social', 'filing') AS kind,
-        multiIf({_u(3)} < 0.5, 'rss', {_u(3)} < 0.75, 'stocktwits', {_u(3)} < 0.9, 'reddit',
-                'edgar') AS source,
-        toDateTime64({{day:DateTime('UTC')}}, 3, 'UTC')
-            + toIntervalMillisecond(toUInt64(1000 * if({{weekday:UInt8}} AND {_u(4)} < {IN_SESSION},
-                {SESSION[0]} + {_u(5)} * {SESSION[1] - SESSION[0]}, {_u(5)} * 86400)))
-            AS published_at,
-        toUInt32(1000 + {_u(6)} * 119000) AS fetch_ms,
-        toUInt32(50 + {_u(11)} * 1950) AS score_ms,
-        -log({_u(7)} + 1e-12) AS a, -log({_u(8)} + 1e-12) * 1.5 AS b, -log({_u(9)} + 1e-12) AS c,
-        toFloat32(a / (a + b + c)) AS p_neg, toFloat32(b / (a + b + c)) AS p_neu,
-        toFloat32(c / (a + b + c)) AS p_pos,
-        multiIf(p_neg >= greatest(p_neu, p_pos), 'negative', p_pos > p_neu, 'positive',
-                'neutral') AS label,
-        ['{"', '".join(EVENTS)}'][1 + cityHash64(number, 10) % {len(EVENTS)}] AS event_type,
-        toFloat32({_u(12)}) AS event_prob,
-        toFloat32(0.3 + 0.7 * {_u(13)}) AS relevance
-    FROM numbers({{offset:UInt64}}, {{count:UInt64}})
-)
-"""  # noqa: S608 - constants of this module; values are bound parameters
-
-
-def generate(wh: Warehouse, rows: int, tickers: Sequence[str], days: int) -> None:
-    """Insert ``rows`` scores inside ClickHouse, one INSERT per day as they would arrive.
-
-    Ticker ranks are log-uniform (P(rank k) ~ 1/k, Zipf with exponent 1).
-    """
-    offset = 0
-    for day, weight in enumerate(day_weights(days)):
-        count = rows - offset if day == days - 1 else round(rows * weight)
-        params = {
-            "tickers": list(tickers),
-            "n": len(tickers),
-            "day": START + timedelta(days=day),
-            "weekday": int(day % 7 < 5),
-            "offset": offset,
-            "count": count,
-        }
-        wh.command(GENERATE, params)
-        offset += count
-
-
 RAW = """
     SELECT ticker, toStartOfInterval(published_at, INTERVAL {step} MINUTE, 'UTC') AS bucket,
            count() AS n, sum(toFloat64(score)) / n, countIf(label = 'negative') / n,
@@ -291,12 +151,7 @@ class Recorder:
         self.sql = ""
         self.parameters: dict[str, Any] = {}
 
-    def query(
-        self,
-        sql: str,
-        parameters: dict[str, Any] | None = None,
-        settings: dict[str, Any] | None = None,
-    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+    def query(self, sql: str, parameters: Parameters = None, settings: Parameters = None) -> Table:
         """Keep the query; return no rows."""
         self.sql, self.parameters = sql, parameters or {}
         return [], []
@@ -336,30 +191,6 @@ def parts(wh: Warehouse) -> dict[str, tuple[int, int, int, int]]:
     return {str(r[0]): (int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows}
 
 
-def cpu_model() -> str:
-    """Return the CPU model name from /proc/cpuinfo, or what platform knows."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def _load() -> str:
-    """Return the 1-minute load average: other work on the machine skews every number here."""
-    return f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a"
-
-
-def _version(package: str) -> str:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "not installed"
-
-
 def _mb(size: int) -> str:
     return f"{size / 1e6:,.1f} MB"
 
@@ -385,22 +216,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    started = time.perf_counter()
-    load_at_start = _load()
-    folder = None if args.dsn else Path(tempfile.mkdtemp(prefix="surveil-bench-store-"))
-    dsn = args.dsn or f"chdb://{folder}/ch"
-    tickers = symbols(args.tickers, args.seed)
-    try:
-        bench = Bench(dsn)
+    with whole_run(prefix="\n# "):
+        folder = None if args.dsn else Path(tempfile.mkdtemp(prefix="surveil-bench-store-"))
+        dsn = args.dsn or f"chdb://{folder}/ch"
+        tickers = symbols(args.tickers, args.seed)
         try:
-            run(bench, args, tickers, dsn)
+            bench = Bench(dsn)
+            try:
+                run(bench, args, tickers, dsn)
+            finally:
+                bench.close()
         finally:
-            bench.close()
-    finally:
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
-    elapsed = time.perf_counter() - started
-    print(f"\n# {elapsed:.0f} s in all; load average {_load()} (at the start {load_at_start})")
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def run(bench: Bench, args: argparse.Namespace, tickers: list[str], dsn: str) -> None:
@@ -408,13 +236,18 @@ def run(bench: Bench, args: argparse.Namespace, tickers: list[str], dsn: str) ->
     server = bench.client.query("SELECT version()").result_rows[0][0]
     print(
         f"# machine: {platform.platform()}, {cpu_model()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}; load average {_load()}"
+        f"Python {platform.python_version()}; load average {load_average()}"
     )
     print(
-        f"# store: {redact(dsn)} (ClickHouse {server}), chdb {_version('chdb')}, "
-        f"clickhouse-connect {_version('clickhouse-connect')}"
+        f"# store: {redact(dsn)} (ClickHouse {server}), chdb {package_version('chdb')}, "
+        f"clickhouse-connect {package_version('clickhouse-connect')}"
     )
+    naive_rate = inserts(bench, args, tickers)
+    query_part(bench, args, tickers, naive_rate)
 
+
+def inserts(bench: Bench, args: argparse.Namespace, tickers: list[str]) -> float:
+    """Time inserts of every batch size against one per row; print them, return the naive rows/s."""
     t0 = time.perf_counter()
     records = scored_rows(args.rows, tickers, 30, args.seed)
     rows = as_lists(records)
@@ -439,7 +272,13 @@ def run(bench: Bench, args: argparse.Namespace, tickers: list[str], dsn: str) ->
         f"| {rate:,.0f} | {rate / naive_rate:.1f}x | | |",
         flush=True,
     )
+    return naive_rate
 
+
+def query_part(
+    bench: Bench, args: argparse.Namespace, tickers: list[str], naive_rate: float
+) -> None:
+    """Generate the big table in ClickHouse, time the series on it, then writes into it."""
     t0 = time.perf_counter()
     with bench.database("query") as wh:
         generate(wh, args.query_rows, tickers, args.days)
@@ -448,7 +287,7 @@ def run(bench: Bench, args: argparse.Namespace, tickers: list[str], dsn: str) ->
             f"\n# query data: {args.query_rows:,} scores generated in ClickHouse in {gen_s:.1f} s "
             f"({args.query_rows / gen_s:,.0f} rows/s, one INSERT ... SELECT per day through the "
             f"view) over {args.days} days starting {START:%Y-%m-%d}; queries over "
-            f"[{MONTH[0]:%Y-%m-%d}, {MONTH[1]:%Y-%m-%d}); load average {_load()}"
+            f"[{MONTH[0]:%Y-%m-%d}, {MONTH[1]:%Y-%m-%d}); load average {load_average()}"
         )
         queries(wh, tickers, args.runs)
         for table, (count, nrows, disk, raw) in sorted(parts(wh).items()):
