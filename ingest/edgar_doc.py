@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from infra.errors import DecodeError
 from ingest.base import SourceBase
 from ingest.text import clean_text, decode, find_tickers, is_symbol, unique
+from models.taxonomy import ITEMS_8K
 from streams.records import Document, Rejected, stable_id, utcnow
 
 log = logging.getLogger(__name__)
@@ -33,36 +34,6 @@ _CIK_IN_URL = re.compile(r"(?:/edgar/data/|CIK)(\d{1,10})\b")
 # Ordered by relevance: ciks[0] is the company a story about this filing is about.
 COMPANY_ROLES = ("Issuer", "Subject", "Filed for", "Filer", "Filed by")
 _TITLE_MAX = 300
-
-ITEMS_8K = {
-    "1.01": "Entry into a Material Definitive Agreement",
-    "1.02": "Termination of a Material Definitive Agreement",
-    "1.03": "Bankruptcy or Receivership",
-    "1.04": "Mine Safety - Reporting of Shutdowns and Patterns of Violations",
-    "1.05": "Material Cybersecurity Incidents",
-    "2.01": "Completion of Acquisition or Disposition of Assets",
-    "2.02": "Results of Operations and Financial Condition",
-    "2.03": "Creation of a Direct Financial Obligation",
-    "2.04": "Triggering Events That Accelerate or Increase a Direct Financial Obligation",
-    "2.05": "Costs Associated with Exit or Disposal Activities",
-    "2.06": "Material Impairments",
-    "3.01": "Notice of Delisting or Failure to Satisfy a Continued Listing Rule",
-    "3.02": "Unregistered Sales of Equity Securities",
-    "3.03": "Material Modification to Rights of Security Holders",
-    "4.01": "Changes in Registrant's Certifying Accountant",
-    "4.02": "Non-Reliance on Previously Issued Financial Statements",
-    "5.01": "Changes in Control of Registrant",
-    "5.02": "Departure of Directors or Certain Officers; Election of Directors",
-    "5.03": "Amendments to Articles of Incorporation or Bylaws; Change in Fiscal Year",
-    "5.04": "Temporary Suspension of Trading Under Registrant's Employee Benefit Plans",
-    "5.05": "Amendments to the Registrant's Code of Ethics",
-    "5.06": "Change in Shell Company Status",
-    "5.07": "Submission of Matters to a Vote of Security Holders",
-    "5.08": "Shareholder Director Nominations",
-    "7.01": "Regulation FD Disclosure",
-    "8.01": "Other Events",
-    "9.01": "Financial Statements and Exhibits",
-}
 
 # "Item 2.02. Results ...", "ITEM 5.02 Departure ...", legacy "Item 9. Regulation FD ...".
 _ITEM_HEADING = re.compile(
@@ -203,7 +174,7 @@ def item_headings(text: str) -> list[tuple[str, str]]:
 
 def item_label(number: str, heading: str = "") -> str:
     """Return "Item 5.02 Departure of ..." with the standard name when none is given."""
-    heading = heading or ITEMS_8K.get(number, "")
+    heading = heading or (ITEMS_8K[number].heading if number in ITEMS_8K else "")
     return f"Item {number} {heading}".strip()
 
 

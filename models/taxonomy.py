@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 SENTIMENT: tuple[str, ...] = ("negative", "neutral", "positive")
 
 # The 20 topics of Twitter Financial News Topic: what the event head is trained on.
@@ -28,29 +30,58 @@ TOPICS: tuple[str, ...] = (
     "stock_movement",
 )
 
-# Event types read straight from a filing's 8-K items; no labelled text exists for them.
-SEC_ITEM_EVENTS: dict[str, str] = {
-    "1.01": "material_agreement",
-    "1.02": "agreement_terminated",
-    "1.03": "bankruptcy",
-    "1.05": "cybersecurity_incident",
-    "2.01": "acquisition_disposition",
-    "2.02": "results",
-    "2.03": "debt_obligation",
-    "2.04": "debt_acceleration",
-    "2.05": "restructuring",
-    "2.06": "impairment",
-    "3.01": "delisting",
-    "3.03": "rights_modified",
-    "4.01": "auditor_change",
-    "4.02": "restatement",
-    "5.01": "control_change",
-    "5.02": "officer_change",
-    "5.03": "bylaws_change",
-    "5.07": "shareholder_vote",
-    "7.01": "reg_fd_disclosure",
-    "8.01": "other_event",
+
+class Item8K(NamedTuple):
+    """One item of Form 8-K: its standard heading and the event type it names, if any."""
+
+    heading: str
+    event: str | None = None
+
+
+# Every 8-K item, by number. Events are read straight from a filing's items; no labelled
+# text exists for them.
+ITEMS_8K: dict[str, Item8K] = {
+    "1.01": Item8K("Entry into a Material Definitive Agreement", "material_agreement"),
+    "1.02": Item8K("Termination of a Material Definitive Agreement", "agreement_terminated"),
+    "1.03": Item8K("Bankruptcy or Receivership", "bankruptcy"),
+    "1.04": Item8K("Mine Safety - Reporting of Shutdowns and Patterns of Violations"),
+    "1.05": Item8K("Material Cybersecurity Incidents", "cybersecurity_incident"),
+    "2.01": Item8K("Completion of Acquisition or Disposition of Assets", "acquisition_disposition"),
+    "2.02": Item8K("Results of Operations and Financial Condition", "results"),
+    "2.03": Item8K("Creation of a Direct Financial Obligation", "debt_obligation"),
+    "2.04": Item8K(
+        "Triggering Events That Accelerate or Increase a Direct Financial Obligation",
+        "debt_acceleration",
+    ),
+    "2.05": Item8K("Costs Associated with Exit or Disposal Activities", "restructuring"),
+    "2.06": Item8K("Material Impairments", "impairment"),
+    "3.01": Item8K(
+        "Notice of Delisting or Failure to Satisfy a Continued Listing Rule", "delisting"
+    ),
+    "3.02": Item8K("Unregistered Sales of Equity Securities"),
+    "3.03": Item8K("Material Modification to Rights of Security Holders", "rights_modified"),
+    "4.01": Item8K("Changes in Registrant's Certifying Accountant", "auditor_change"),
+    "4.02": Item8K("Non-Reliance on Previously Issued Financial Statements", "restatement"),
+    "5.01": Item8K("Changes in Control of Registrant", "control_change"),
+    "5.02": Item8K(
+        "Departure of Directors or Certain Officers; Election of Directors", "officer_change"
+    ),
+    "5.03": Item8K(
+        "Amendments to Articles of Incorporation or Bylaws; Change in Fiscal Year",
+        "bylaws_change",
+    ),
+    "5.04": Item8K("Temporary Suspension of Trading Under Registrant's Employee Benefit Plans"),
+    "5.05": Item8K("Amendments to the Registrant's Code of Ethics"),
+    "5.06": Item8K("Change in Shell Company Status"),
+    "5.07": Item8K("Submission of Matters to a Vote of Security Holders", "shareholder_vote"),
+    "5.08": Item8K("Shareholder Director Nominations"),
+    "7.01": Item8K("Regulation FD Disclosure", "reg_fd_disclosure"),
+    "8.01": Item8K("Other Events", "other_event"),
+    "9.01": Item8K("Financial Statements and Exhibits"),
 }
+
+# The items that name an event, and the event each names.
+SEC_ITEM_EVENTS: dict[str, str] = {n: i.event for n, i in ITEMS_8K.items() if i.event}
 
 NO_EVENT = "none"
 
