@@ -20,22 +20,21 @@ from __future__ import annotations
 import logging
 import random
 import sqlite3
-from collections.abc import Callable, Sequence, Set
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal, cast
+from typing import cast
 
-from alerts.journal import Journal
-from infra.errors import StoreError
+from alerts.journal import Journal, Status
+from infra.errors import StateError
 from infra.retry import Backoff
-from infra.sqlite import from_micros, micros
+from infra.sqlite import from_micros, micros, run_script
 from streams.records import Alert, Delivery, utcnow
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
-Status = Literal["pending", "delivered", "failed", "unconfigured"]
 # The channel of a notification that had no channel at all to go to.
 NO_CHANNEL = "*"
 
@@ -127,52 +126,18 @@ class Put:
     unconfigured: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One delivery attempt of a notification, as stored."""
-
-    key: str
-    delivery: Delivery
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """Where one notification stands on one channel.
-
-    Attributes:
-        key: the notification key; state: firing or resolved.
-        status: pending, delivered, failed (given up: older than ``give_up_after``), or
-            unconfigured (no receiver for the channel: recorded, never sent).
-        next_at: the next attempt's time while pending; done_at: when it was delivered or
-            given up; late_at: when it was reported late (still undelivered).
-    """
-
-    key: str
-    channel: str
-    state: str
-    status: Status
-    attempts: int
-    created: datetime
-    next_at: datetime | None
-    done_at: datetime | None
-    late_at: datetime | None = None
-
-
 # A router state row: (part, ticker, rule, JSON value, or None to delete it).
 StateRow = tuple[str, str, str, str | None]
-
-
-def _attempt(key: str, channel: str, at: int, ok: int, status: int | None, detail: str) -> Attempt:
-    """An attempt from its row (key, channel, at, ok, status, detail)."""
-    delivery = Delivery(
-        channel=channel, ok=bool(ok), status=status, detail=detail, at=from_micros(at)
-    )
-    return Attempt(key, delivery)
 
 
 def _pending(key: str, channel: str, body: str, attempts: int, created: int) -> Pending:
     """A pending notification from its row (key, channel, alert, attempts, created)."""
     return Pending(key, channel, Alert.model_validate_json(body), attempts, from_micros(created))
+
+
+def _migrate(conn: sqlite3.Connection, found: int) -> None:
+    """Create the tables, or bring a file of schema version ``found`` up to date."""
+    run_script(conn, _SCHEMA + (_MIGRATE_2 if found < 2 else ""))
 
 
 class Outbox(Journal):
@@ -188,12 +153,12 @@ class Outbox(Journal):
         rand: a number in [0, 1) for the full jitter: the delay is ``rand() * ceiling``.
 
     Raises:
-        StoreError: the file cannot be opened, is not a SQLite database, is corrupt, or was
+        StateError: the file cannot be opened, is not a SQLite database, is corrupt, or was
             written by a newer surveil; the message names the file.
     """
 
     _label = "alert outbox"
-    _error = StoreError
+    _error = StateError
 
     def __init__(
         self,
@@ -212,46 +177,9 @@ class Outbox(Journal):
         self.base, self.cap, self.give_up_after = base, cap, give_up_after
         self._clock = clock
         self._backoff = Backoff(base, cap, rand)  # the one retry policy (infra/retry.py)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(path, check_same_thread=False, timeout=10.0)
-        except (OSError, sqlite3.Error) as exc:
-            msg = f"alert outbox {path}: cannot open: {exc}"
-            raise StoreError(msg) from exc
-        try:
-            self._open()
-        except BaseException:
-            self._conn.close()
-            raise
-
-    def _open(self) -> None:
-        with self._guard() as conn:
-            problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
-            if problems != ["ok"]:
-                msg = f"alert outbox {self.path}: corrupt: {'; '.join(problems[:3])}"
-                raise StoreError(msg)
-            conn.execute("PRAGMA journal_mode=WAL")
-            # FULL: a commit is on disk when it returns; a delivered mark lost to a power cut
-            # would mean a second notification, a lost router group a missed one.
-            conn.execute("PRAGMA synchronous=FULL")
-            # IMMEDIATE: the CLI and the worker may open an old file at the same moment.
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                if version > SCHEMA_VERSION:
-                    msg = (
-                        f"alert outbox {self.path}: schema version {version} is newer than "
-                        f"this surveil's ({SCHEMA_VERSION})"
-                    )
-                    raise StoreError(msg)
-                script = _SCHEMA + (_MIGRATE_2 if version < 2 else "")
-                for statement in filter(None, (s.strip() for s in script.split(";"))):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        # FULL: a commit is on disk when it returns; a delivered mark lost to a power cut
+        # would mean a second notification, a lost router group a missed one.
+        self._connect(SCHEMA_VERSION, "FULL", _migrate)
 
     # -- notifications ------------------------------------------------------------------
 
@@ -273,7 +201,7 @@ class Outbox(Journal):
     def commit(self, puts: Sequence[Put], state: Sequence[StateRow] = ()) -> list[bool]:
         """Persist notifications and router state in one transaction; say which puts were new.
 
-        Either everything is on disk when this returns, or (StoreError) nothing is.
+        Either everything is on disk when this returns, or (StateError) nothing is.
         """
         now = micros(self._clock())
         added: list[bool] = []
@@ -411,7 +339,7 @@ class Outbox(Journal):
                 msg = (
                     f"alert outbox {self.path}: no notification {pending.key} to {pending.channel}"
                 )
-                raise StoreError(msg)
+                raise StateError(msg)
             if row[0] != "pending":
                 return cast(Status, row[0])
             attempts = row[1] + 1
@@ -431,87 +359,3 @@ class Outbox(Journal):
                 (status, attempts, next_at, done_at, pending.key, pending.channel),
             )
         return status
-
-    def attempts(self, alert_id: str) -> list[Attempt]:
-        """Return every delivery attempt of an alert's notifications, oldest first."""
-        with self._guard() as conn:
-            rows = conn.execute(
-                "SELECT key, channel, at, ok, status, detail FROM attempts WHERE alert_id = ?"
-                " ORDER BY id",
-                (alert_id,),
-            ).fetchall()
-        return [_attempt(*row) for row in rows]
-
-    def attempts_after(self, last_id: int, limit: int = 5_000) -> list[tuple[int, str, Attempt]]:
-        """Return (id, alert_id, attempt) of the attempts after ``last_id``, for the audit copy."""
-        with self._guard() as conn:
-            rows = conn.execute(
-                "SELECT id, alert_id, key, channel, at, ok, status, detail FROM attempts"
-                " WHERE id > ? ORDER BY id LIMIT ?",
-                (last_id, limit),
-            ).fetchall()
-        return [(row_id, alert_id, _attempt(*rest)) for row_id, alert_id, *rest in rows]
-
-    def deliveries(self, alert_id: str) -> list[Outcome]:
-        """Return where each of an alert's notifications stands, per channel."""
-        with self._guard() as conn:
-            rows = conn.execute(
-                "SELECT key, channel, state, status, attempts, created, next_at, done_at,"
-                " late_at FROM outbox WHERE alert_id = ? ORDER BY created, key, channel",
-                (alert_id,),
-            ).fetchall()
-        return [
-            Outcome(
-                key=key,
-                channel=channel,
-                state=state,
-                status=status,
-                attempts=attempts,
-                created=from_micros(created),
-                next_at=from_micros(next_at) if status == "pending" else None,
-                done_at=None if done_at is None else from_micros(done_at),
-                late_at=None if late_at is None else from_micros(late_at),
-            )
-            for key, channel, state, status, attempts, created, next_at, done_at, late_at in rows
-        ]
-
-    def prune(
-        self, before: datetime, *, attempts_upto: int, acks_upto: int, silences: Set[str]
-    ) -> int:
-        """Forget what ended before ``before`` and is already copied elsewhere; return rows.
-
-        Removes delivered or failed notifications done before ``before``; attempts made
-        before it whose notification is gone; acks before it; silences that ended before it.
-        Only rows already copied to ClickHouse go: attempts and acks up to the given ids,
-        silences whose ids are given. The newest attempt and ack always stay, so SQLite never
-        hands out an id again that the copy has seen. A notification key forgotten here
-        would be delivered again if it were put again, so ``before`` bounds how far back a
-        replay stays deduplicated.
-
-        Args:
-            before: the cutoff (e.g. now minus the ``alert_outbox_days`` setting).
-            attempts_upto: the highest attempt id copied to ClickHouse.
-            acks_upto: the highest ack id copied to ClickHouse.
-            silences: ids of the silences copied to ClickHouse in their final version.
-        """
-        cutoff = micros(before)
-        with self._guard() as conn, conn:
-            removed = conn.execute(
-                "DELETE FROM outbox WHERE status != 'pending' AND done_at < ?", (cutoff,)
-            ).rowcount
-            removed += conn.execute(
-                "DELETE FROM attempts WHERE at < ? AND id <= ?"
-                " AND id < (SELECT max(id) FROM attempts) AND NOT EXISTS (SELECT 1 FROM outbox"
-                " o WHERE o.key = attempts.key AND o.channel = attempts.channel)",
-                (cutoff, attempts_upto),
-            ).rowcount
-            removed += conn.execute(
-                "DELETE FROM acks WHERE at < ? AND id <= ? AND id < (SELECT max(id) FROM acks)",
-                (cutoff, acks_upto),
-            ).rowcount
-            ended = conn.execute(
-                "SELECT id FROM silences WHERE COALESCE(removed, until) < ?", (cutoff,)
-            ).fetchall()
-            gone = [(sid,) for (sid,) in ended if sid in silences]
-            removed += conn.executemany("DELETE FROM silences WHERE id = ?", gone).rowcount
-        return removed

@@ -1,16 +1,16 @@
-"""What the SQLite files of surveil share: one connection behind a lock, errors that name
-the file, and closing (also as a context manager)."""
+"""What the SQLite files of surveil share: opening and checking the file, one connection
+behind a lock, errors that name the file, and closing (also as a context manager)."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar, Self
+from typing import ClassVar, Literal, Self
 
 from infra.errors import SurveilError
 
@@ -35,12 +35,20 @@ def from_micros(value: int) -> datetime:
     return _EPOCH + value * _MICROSECOND
 
 
+def run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run a script's statements one by one, inside the open transaction.
+
+    ``executescript`` would commit that transaction first.
+    """
+    for statement in filter(None, (s.strip() for s in script.split(";"))):
+        conn.execute(statement)
+
+
 class LockedSqlite:
     """Base of a class owning one SQLite connection shared by threads.
 
     Subclasses set ``_label`` (how errors name the file) and ``_error`` (the SurveilError
-    to raise), assign ``self._conn`` when they open the file, and reach the connection only
-    through `_guard`.
+    to raise), open the file with `_connect`, and reach the connection only through `_guard`.
     """
 
     _label: ClassVar[str] = "database"
@@ -50,6 +58,71 @@ class LockedSqlite:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+
+    def _connect(
+        self,
+        version: int,
+        synchronous: Literal["NORMAL", "FULL"],
+        migrate: Callable[[sqlite3.Connection, int], None],
+    ) -> None:
+        """Open the file (creating its folder), check every page, then bring its schema up.
+
+        The connection is in WAL mode; it is closed again when anything here fails.
+
+        Args:
+            version: the schema version this surveil writes; a newer file is refused.
+            synchronous: FULL when a commit must survive a power cut, else NORMAL.
+            migrate: ``migrate(conn, found)`` brings a file of version ``found`` (0: a new
+                file) up to date, inside the transaction that then sets ``version``.
+
+        Raises:
+            _error: the file cannot be opened, is not a SQLite database, is corrupt, or was
+                written by a newer surveil; the message names the file.
+        """
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0)
+        except (OSError, sqlite3.Error) as exc:
+            msg = f"{self._label} {self.path}: cannot open: {exc}"
+            raise self._error(msg) from exc
+        try:
+            with self._guard() as conn:
+                # quick_check reads every page once: a corrupt file found now beats a
+                # half-written row found later.
+                problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+                if problems != ["ok"]:
+                    msg = f"{self._label} {self.path}: corrupt: {'; '.join(problems[:3])}"
+                    raise self._error(msg)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={synchronous}")
+                self._migrate(conn, version, migrate)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _migrate(
+        self,
+        conn: sqlite3.Connection,
+        version: int,
+        migrate: Callable[[sqlite3.Connection, int], None],
+    ) -> None:
+        # IMMEDIATE: two processes (the CLI and the worker) may open an old file at once;
+        # the version is read once this one holds the file.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            found = conn.execute("PRAGMA user_version").fetchone()[0]
+            if found > version:
+                msg = (
+                    f"{self._label} {self.path}: schema version {found} is newer than "
+                    f"this surveil's ({version})"
+                )
+                raise self._error(msg)
+            migrate(conn, found)
+            conn.execute(f"PRAGMA user_version={version}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     @contextmanager
     def _guard(self) -> Iterator[sqlite3.Connection]:

@@ -14,7 +14,7 @@ import pytest
 from alerts.deliverer import Deliverer
 from alerts.outbox import Outbox, Put
 from alerts.slack import SlackWebhook
-from infra.errors import ConfigError, StoreError
+from infra.errors import ConfigError, StateError
 from streams.counters import Counters
 from streams.records import Alert, Delivery
 from surveil.webhook import WebhookReceiver
@@ -105,7 +105,7 @@ def test_put_is_idempotent_and_survives_reopen(tmp_path: Path, clock: Clock):
 def test_a_corrupt_file_is_a_store_error_naming_it(tmp_path: Path):
     path = tmp_path / "broken.db"
     path.write_bytes(b"this is not sqlite" * 200)
-    with pytest.raises(StoreError, match="broken.db"):
+    with pytest.raises(StateError, match="broken.db"):
         Outbox(path)
 
 
