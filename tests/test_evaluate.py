@@ -13,11 +13,12 @@ import pytest
 from click.testing import CliRunner
 
 from infra.errors import ConfigError, DecodeError, ModelError
+from infra.settings import Settings
 from models.data import Example, load_csv, load_datasets
 from models.evaluate import evaluate, evaluate_lexicon, run_eval
 from models.taxonomy import SENTIMENT, TOPICS
-from surveil import cli_eval
-from surveil.cli_eval import classify_command, eval_command, read_texts, records
+from surveil.cli import eval as cli_eval
+from surveil.cli.eval import classify_command, eval_command, read_texts, records
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -142,7 +143,7 @@ def test_run_eval_reads_the_data_before_loading_the_model(tmp_path: Path) -> Non
 
 
 def test_eval_command_writes_json_and_png(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli_eval, "load_engine", lambda _: FakeScorer())
+    monkeypatch.setattr(cli_eval, "load_engine", lambda *_: FakeScorer())
     data = _csv(tmp_path / "s.csv", SENTIMENT_ROWS)
     out, plot = tmp_path / "r.json", tmp_path / "r.png"
     args = ["--model", str(tmp_path), "--data", str(data), "--task", "sentiment"]
@@ -156,7 +157,7 @@ def test_eval_command_writes_json_and_png(tmp_path: Path, monkeypatch: pytest.Mo
 def test_eval_command_unknown_labels_exit_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli_eval, "load_engine", lambda _: FakeScorer())
+    monkeypatch.setattr(cli_eval, "load_engine", lambda *_: FakeScorer())
     data = _csv(tmp_path / "bad.csv", [("a", "positive"), ("b", "bullish")])
     args = ["--model", str(tmp_path), "--data", str(data), "--task", "sentiment"]
     result = CliRunner().invoke(eval_command, args)
@@ -277,7 +278,7 @@ def test_eval_warns_when_the_model_predicts_one_class(
     tiny_artifact: Path, shared_dir: Path, tmp_path: Path
 ) -> None:
     _, test_rows = _training_split(tiny_artifact, shared_dir)
-    engine = cli_eval.load_engine(tiny_artifact)
+    engine = cli_eval.load_engine(tiny_artifact, Settings())
     predicted = engine.probabilities([e.text for e in test_rows])[0].argmax(axis=1)
     # held-out rows of every true label that the model itself calls neutral
     neutral = [e for e, p in zip(test_rows, predicted, strict=True) if p == 1]

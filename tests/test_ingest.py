@@ -280,7 +280,7 @@ def test_killed_mid_run_then_restarted_loses_and_repeats_nothing(
     log = tmp_path / "ingest-run.log"
     with log.open("wb") as out:
         run = subprocess.Popen(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "surveil.cli", "ingest", "run"],
+            [sys.executable, "-m", "surveil", "ingest", "run"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -301,7 +301,7 @@ def test_killed_mid_run_then_restarted_loses_and_repeats_nothing(
     server.release.set()
     server.hold.clear()
     again = subprocess.run(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "surveil.cli", "ingest", "once"],
+        [sys.executable, "-m", "surveil", "ingest", "once"],
         env=env,
         capture_output=True,
         text=True,

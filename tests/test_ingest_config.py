@@ -13,7 +13,7 @@ from infra.errors import ConfigError
 from infra.yamlnodes import seconds
 from ingest.config import KINDS, SourcesError, check_file, load_sources, load_specs, make_source
 from surveil.cli import cli
-from surveil.cli_ingest import sources_group
+from surveil.cli.ingest import sources_group
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -1,26 +1,25 @@
-"""`surveil eval` and `surveil classify`: score a model on labelled data, or label texts.
-
-Heavy modules (numpy, torch, the engine) load inside the commands so `surveil --help` stays fast.
-"""
+"""`surveil eval` and `surveil classify`: score a model on labelled data, or label texts."""
 
 from __future__ import annotations
 
 import csv
 import itertools
 import json
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import Any, Literal
 
 import click
+import numpy as np
 
-from infra.errors import ConfigError, DecodeError, SurveilError
-
-if TYPE_CHECKING:
-    import numpy as np
-
-    from models.evaluate import Scorer
+from infra.errors import ConfigError, DecodeError
+from infra.settings import Settings
+from models.engine import InferenceEngine
+from models.evaluate import Scorer, run_eval
+from models.lexicon import LexiconClassifier
+from models.taxonomy import NO_EVENT, SENTIMENT, TOPICS
+from surveil.cli.base import Command, SettingsContext, pass_settings
+from surveil.runtime import load_model
 
 BATCH = 256
 TOP_EVENTS = 3
@@ -28,30 +27,18 @@ TOP_EVENTS = 3
 TextFormat = Literal["lines", "csv", "jsonl"]
 
 
-def _fail(exc: SurveilError) -> NoReturn:
-    click.echo(f"error: {exc}", err=True)
-    sys.exit(1)
-
-
-def load_engine(path: Path) -> Scorer:
+def load_engine(path: Path, settings: Settings) -> InferenceEngine:
     """Load a trained artifact folder as the inference engine, on the configured device,
-    threads and precision (SURVEIL_DEVICE, SURVEIL_THREADS, SURVEIL_PRECISION)."""
-    from models.engine import EngineConfig, InferenceEngine  # noqa: PLC0415 - imports torch
+    threads and precision (SURVEIL_DEVICE, SURVEIL_THREADS, SURVEIL_PRECISION).
 
-    ctx = click.get_current_context(silent=True)
-    if ctx is None or not hasattr(ctx.obj, "settings"):
-        return InferenceEngine.from_path(path, EngineConfig())
-    settings = ctx.obj.settings()
-    config = EngineConfig(
-        device=settings.device, threads=settings.threads, precision=settings.precision
-    )
-    return InferenceEngine.from_path(path, config)
-
-
-def _min_event_prob() -> float:
-    from models.engine import EngineConfig  # noqa: PLC0415
-
-    return EngineConfig().min_event_prob
+    Raises:
+        ConfigError: ``path`` is not a trained artifact folder.
+    """
+    model = load_model(settings, str(path))
+    if not isinstance(model, InferenceEngine):
+        msg = f"{path}: not a trained model artifact"
+        raise ConfigError(msg)
+    return model
 
 
 # --- input of classify -----------------------------------------------------------------
@@ -140,6 +127,20 @@ def _prob(value: Any) -> float:
     return round(float(value), 6) + 0.0
 
 
+def _event(probs: np.ndarray, names: Sequence[str], min_event_prob: float) -> dict[str, Any]:
+    """The top event of one text, or ``none`` below ``min_event_prob``; its top probabilities."""
+    if not len(probs):
+        return {"label": NO_EVENT, "prob": 0.0, "probs": {}}
+    top = probs.argsort()[::-1][:TOP_EVENTS]
+    p_top = _prob(probs[top[0]])
+    confident = p_top >= min_event_prob
+    return {
+        "label": names[int(top[0])] if confident else NO_EVENT,
+        "prob": p_top if confident else 0.0,
+        "probs": {names[int(j)]: _prob(probs[j]) for j in top},
+    }
+
+
 def records(
     texts: Sequence[str],
     sentiment: np.ndarray,
@@ -157,42 +158,25 @@ def records(
         min_event_prob: below this the event label is ``none`` with prob 0, as the engine's
             ``classify`` says; the top probabilities are given still.
     """
-    from models.taxonomy import NO_EVENT, SENTIMENT, TOPICS  # noqa: PLC0415
-
     names = TOPICS if event_labels is None else event_labels
-    out = []
-    for i, text in enumerate(texts):
-        probs = sentiment[i]
-        event: dict[str, Any] = {"label": NO_EVENT, "prob": 0.0, "probs": {}}
-        if events.shape[1]:
-            top = events[i].argsort()[::-1][:TOP_EVENTS]
-            p_top = _prob(events[i, top[0]])
-            confident = p_top >= min_event_prob
-            event = {
-                "label": names[int(top[0])] if confident else NO_EVENT,
-                "prob": p_top if confident else 0.0,
-                "probs": {names[int(j)]: _prob(events[i, j]) for j in top},
-            }
-        out.append(
-            {
-                "text": text,
-                "sentiment": {
-                    "label": SENTIMENT[int(probs.argmax())],
-                    "probs": {s: _prob(p) for s, p in zip(SENTIMENT, probs, strict=True)},
-                },
-                "event": event,
-                "model": version,
-            }
-        )
-    return out
+    return [
+        {
+            "text": text,
+            "sentiment": {
+                "label": SENTIMENT[int(sentiment[i].argmax())],
+                "probs": {s: _prob(p) for s, p in zip(SENTIMENT, sentiment[i], strict=True)},
+            },
+            "event": _event(events[i], names, min_event_prob),
+            "model": version,
+        }
+        for i, text in enumerate(texts)
+    ]
 
 
 class _LexiconScorer:
     """The lexicon as a scorer: sentiment probabilities and an empty event head."""
 
     def __init__(self) -> None:
-        from models.lexicon import LexiconClassifier  # noqa: PLC0415
-
         self._lexicon = LexiconClassifier()
 
     @property
@@ -200,8 +184,6 @@ class _LexiconScorer:
         return self._lexicon.version
 
     def probabilities(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        import numpy as np  # noqa: PLC0415
-
         scores = self._lexicon.classify(texts)
         sentiment = np.array([s.probs for s in scores], dtype=np.float64).reshape(-1, 3)
         return sentiment, np.zeros((len(texts), 0))
@@ -210,7 +192,7 @@ class _LexiconScorer:
 # --- commands --------------------------------------------------------------------------
 
 
-@click.command("eval")
+@click.command("eval", cls=Command)
 @click.option(
     "--model",
     "model",
@@ -244,7 +226,9 @@ class _LexiconScorer:
     help="Write the confusion matrix PNG here.",
 )
 @click.option("--batch", default=BATCH, show_default=True, type=click.IntRange(min=1))
+@pass_settings
 def eval_command(
+    ctx: SettingsContext,
     model: str,
     data: Path,
     task: str,
@@ -257,38 +241,34 @@ def eval_command(
 
     Warns on stderr when rows scored were used to train the model or it predicts one class.
     """
-    from models.evaluate import run_eval  # noqa: PLC0415
-
     lexicon = model == "lexicon"
     if lexicon and task != "sentiment":
-        _fail(ConfigError("--model lexicon scores sentiment only: it has no event head"))
+        msg = "--model lexicon scores sentiment only: it has no event head"
+        raise ConfigError(msg)
     if not lexicon and not Path(model).exists():
         msg = f"{model!r} is neither 'lexicon' nor a folder"
         raise click.BadParameter(msg, param_hint="--model")
 
     def factory(path: Path) -> Scorer:
-        return _LexiconScorer() if lexicon else load_engine(path)
+        return _LexiconScorer() if lexicon else load_engine(path, ctx.settings())
 
-    try:
-        result = run_eval(
-            Path(model),
-            data,
-            task,
-            json_out,
-            plot_out,
-            factory,
-            batch=batch,
-            split=split,
-            baseline=not lexicon,
-        )
-    except SurveilError as exc:
-        _fail(exc)
+    result = run_eval(
+        Path(model),
+        data,
+        task,
+        json_out,
+        plot_out,
+        factory,
+        batch=batch,
+        split=split,
+        baseline=not lexicon,
+    )
     click.echo(result.text)
     for warning in result.warnings:
         click.echo(warning, err=True)
 
 
-@click.command("classify")
+@click.command("classify", cls=Command)
 @click.option(
     "--model",
     "model",
@@ -299,24 +279,25 @@ def eval_command(
     help="'lexicon' or the path of a trained model artifact.",
 )
 @click.argument("file", default="-", type=click.Path(dir_okay=False, allow_dash=True))
-def classify_command(model: str, file: str) -> None:
+@pass_settings
+def classify_command(ctx: SettingsContext, model: str, file: str) -> None:
     """Label texts from FILE or stdin (lines, CSV with 'text', or JSONL); print JSONL."""
     name = None if file == "-" else file
+    scorer: Scorer
+    if model == "lexicon":
+        scorer, labels, threshold = _LexiconScorer(), None, 0.0
+    else:
+        engine = load_engine(Path(model), ctx.settings())
+        scorer, labels, threshold = engine, engine.event_labels, engine.config.min_event_prob
     try:
-        scorer: Scorer
-        if model == "lexicon":
-            scorer, threshold = _LexiconScorer(), 0.0
-        else:
-            scorer, threshold = load_engine(Path(model)), _min_event_prob()
-        labels = getattr(scorer, "event_labels", None)
         with click.open_file(file, encoding="utf-8") as lines:
             for batch in _batches(read_texts(lines, name), BATCH):
                 sentiment, events = scorer.probabilities(batch)
                 for record in records(batch, sentiment, events, scorer.version, labels, threshold):
                     click.echo(json.dumps(record, ensure_ascii=False))
     except OSError as exc:
-        _fail(DecodeError("unreadable", f"{name or 'stdin'}: {exc}"))
+        reason, msg = "unreadable", f"{name or 'stdin'}: {exc}"
+        raise DecodeError(reason, msg) from exc
     except UnicodeDecodeError as exc:
-        _fail(DecodeError("bad_encoding", f"{name or 'stdin'}: {exc}"))
-    except SurveilError as exc:
-        _fail(exc)
+        reason, msg = "bad_encoding", f"{name or 'stdin'}: {exc}"
+        raise DecodeError(reason, msg) from exc

@@ -5,54 +5,51 @@ from __future__ import annotations
 import getpass
 import json
 import re
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
-from rich.console import Console
+import pandas as pd
 from rich.markup import escape as markup_escape
 from rich.table import Table
 
-from infra.errors import SurveilError
-from surveil.cli_quant import TS
+from alerts.journal import Attempt, Outcome
+from alerts.outbox import NO_CHANNEL, Outbox
+from alerts.ruleset import check_file
+from infra.errors import ConfigError, SurveilError
+from infra.yamlnodes import hint, seconds
+from surveil.cli.base import Group, SettingsContext, pass_settings
+from surveil.cli.console import err, out, warn
+from surveil.cli.options import TS
+from surveil.quant import connect
+from surveil.runtime import alert_ruleset, outbox_path
 
-console = Console()
-err_console = Console(stderr=True)
 # A silence's length names its unit: a bare "2" reads as 2 hours to some and 2 s to others.
 _WITH_UNIT = re.compile(r"^\s*\d+(?:\.\d+)?\s*[smhd]\s*$")
 
 
-def _fail(exc: SurveilError) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-    sys.exit(1)
-
-
-def _outbox(ctx: click.Context) -> Any:
-    from alerts.outbox import Outbox  # noqa: PLC0415
-    from surveil.runtime import outbox_path  # noqa: PLC0415
-
-    path = outbox_path(ctx.obj.settings())
+def _outbox(ctx: SettingsContext) -> Outbox:
+    path = outbox_path(ctx.settings())
     path.parent.mkdir(parents=True, exist_ok=True)
     return Outbox(path)
 
 
-def _resolve(ctx: click.Context, outbox: Any, prefix: str) -> tuple[str, str, str]:
+def _resolve(ctx: SettingsContext, outbox: Outbox, prefix: str) -> tuple[str, str, str]:
     """Resolve an alert id or a prefix of one to exactly one alert: (id, ticker, rule).
 
-    Looks in the outbox and in ClickHouse's ``alerts``; exits 1 with a message when the
-    prefix is empty, matches nothing, or matches more than one alert.
-    """
-    from surveil.api import connect  # noqa: PLC0415
+    Looks in the outbox and in ClickHouse's ``alerts``.
 
+    Raises:
+        ConfigError: the prefix is empty, matches nothing, or matches more than one alert.
+    """
     prefix = prefix.strip()
     if not prefix:
-        err_console.print("[red]error:[/red] give an alert id, or a unique prefix of one")
-        sys.exit(1)
+        msg = "give an alert id, or a unique prefix of one"
+        raise ConfigError(msg)
     found = outbox.find_alerts(prefix)
     try:
-        with connect(ctx.obj.settings()) as db:
+        with connect(ctx.settings()) as db:
             frame = db.sql(
                 "SELECT DISTINCT alert_id, ticker, rule FROM {db}.alerts "
                 "WHERE startsWith(alert_id, {id:String}) ORDER BY alert_id LIMIT 10",
@@ -61,23 +58,22 @@ def _resolve(ctx: click.Context, outbox: Any, prefix: str) -> tuple[str, str, st
         for row in _records(frame):
             found.setdefault(str(row["alert_id"]), (str(row["ticker"]), str(row["rule"])))
     except SurveilError as exc:  # the outbox alone still knows every recent alert
-        err_console.print(f"warning: looked in the outbox only: {exc}", highlight=False)
+        warn(f"looked in the outbox only: {exc}")
     if not found:
-        err_console.print(f"[red]error:[/red] no alert {markup_escape(prefix)!r}")
-        sys.exit(1)
+        msg = f"no alert {prefix!r}"
+        raise ConfigError(msg)
     if len(found) > 1:
         listed = ", ".join(sorted(found)[:5]) + (", ..." if len(found) > 5 else "")
-        err_console.print(
-            f"[red]error:[/red] {markup_escape(prefix)!r} is ambiguous: it begins "
-            f"{len(found)}{'+' if len(found) >= 10 else ''} alerts ({listed}); give more of the id",
-            soft_wrap=True,
+        msg = (
+            f"{prefix!r} is ambiguous: it begins {len(found)}{'+' if len(found) >= 10 else ''} "
+            f"alerts ({listed}); give more of the id"
         )
-        sys.exit(1)
+        raise ConfigError(msg)
     [(alert_id, (ticker, rule))] = found.items()
     return alert_id, ticker, rule
 
 
-@click.group("alerts")
+@click.group("alerts", cls=Group)
 def alerts_group() -> None:
     """The alert audit trail: list and show alerts, acknowledge them, silence tickers/rules."""
 
@@ -87,35 +83,30 @@ def alerts_group() -> None:
 @click.option("--to", "end", type=TS, default=None, help="Fired before (default: now).")
 @click.option("--ticker", "tickers", multiple=True, help="Only this ticker (repeatable).")
 @click.option("--state", type=click.Choice(["firing", "resolved"]), default=None)
-@click.pass_context
+@pass_settings
 def alerts_list(
-    ctx: click.Context,
+    ctx: SettingsContext,
     start: datetime | None,
     end: datetime | None,
     tickers: tuple[str, ...],
     state: str | None,
 ) -> None:
     """List alert states with their delivery status and acknowledgements."""
-    from surveil.api import connect  # noqa: PLC0415
-
     end = end or datetime.now(UTC) + timedelta(seconds=1)
     start = start or end - timedelta(days=7)
-    try:
-        with connect(ctx.obj.settings()) as db:
-            frame = db.alerts(start, end, list(tickers) or None, state)
-        with _outbox(ctx) as outbox:
-            rows = [
-                (
-                    r,
-                    _delivery_summary(outbox, r["alert_id"], r["state"]),
-                    len(outbox.acks(r["alert_id"])),
-                )
-                for r in _records(frame)
-            ]
-    except SurveilError as exc:
-        _fail(exc)
+    with connect(ctx.settings()) as db:
+        frame = db.alerts(start, end, list(tickers) or None, state)
+    with _outbox(ctx) as outbox:
+        rows = [
+            (
+                r,
+                _delivery_summary(outbox, r["alert_id"], r["state"]),
+                len(outbox.acks(r["alert_id"])),
+            )
+            for r in _records(frame)
+        ]
     if not rows:
-        err_console.print("no alerts in range")
+        err.print("no alerts in range")
         return
     table = Table(title="alerts", caption="times in UTC")
     table.add_column("fired", overflow="fold")
@@ -137,7 +128,7 @@ def alerts_list(
             delivery,
             str(acks),
         )
-    console.print(table)
+    out.print(table)
 
 
 def _utc(value: Any, *, zone: bool = True) -> str:
@@ -152,21 +143,18 @@ def _utc(value: Any, *, zone: bool = True) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S}" + (" UTC" if zone else "")
 
 
-def _records(frame: Any) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = frame.to_dict("records")
-    return records
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
 
 
-def _delivery_summary(outbox: Any, alert_id: str, state: str) -> str:
+def _delivery_summary(outbox: Outbox, alert_id: str, state: str) -> str:
     outcomes = [o for o in outbox.deliveries(alert_id) if o.state == state]
     if not outcomes:
         return "-"
     return ", ".join(_outcome(o) for o in outcomes)
 
 
-def _outcome(o: Any) -> str:
-    from alerts.outbox import NO_CHANNEL  # noqa: PLC0415
-
+def _outcome(o: Outcome) -> str:
     if o.status == "unconfigured":
         return "no receiver configured" + ("" if o.channel == NO_CHANNEL else f" ({o.channel})")
     if o.status == "failed":
@@ -178,79 +166,80 @@ def _outcome(o: Any) -> str:
 
 @alerts_group.command("show")
 @click.argument("alert_id")
-@click.pass_context
-def alerts_show(ctx: click.Context, alert_id: str) -> None:
+@pass_settings
+def alerts_show(ctx: SettingsContext, alert_id: str) -> None:
     """Show one alert (an id or a unique prefix): numbers, evidence, attempts, acks."""
-    from surveil.api import connect  # noqa: PLC0415
-
-    try:
-        with _outbox(ctx) as outbox:
-            full_id, _, _ = _resolve(ctx, outbox, alert_id)
-            attempts = outbox.attempts(full_id)
-            acks = outbox.acks(full_id)
-            outcomes = outbox.deliveries(full_id)
-        with connect(ctx.obj.settings()) as db:
-            frame = db.sql(
-                "SELECT alert_id, state, ticker, rule, severity, fired_at, value, threshold, "
-                "documents, window_start, window_end, explanation, evidence "
-                "FROM {db}.alerts FINAL WHERE alert_id = {id:String} "
-                "ORDER BY fired_at, state",
-                {"id": full_id},
-            )
-    except SurveilError as exc:
-        _fail(exc)
+    with _outbox(ctx) as outbox:
+        full_id, _, _ = _resolve(ctx, outbox, alert_id)
+        attempts = outbox.attempts(full_id)
+        acks = outbox.acks(full_id)
+        outcomes = outbox.deliveries(full_id)
+    with connect(ctx.settings()) as db:
+        frame = db.sql(
+            "SELECT alert_id, state, ticker, rule, severity, fired_at, value, threshold, "
+            "documents, window_start, window_end, explanation, evidence "
+            "FROM {db}.alerts FINAL WHERE alert_id = {id:String} "
+            "ORDER BY fired_at, state",
+            {"id": full_id},
+        )
     if frame.empty:
-        console.print(f"{full_id}: not in ClickHouse's alerts table yet")
+        out.print(f"{full_id}: not in ClickHouse's alerts table yet")
     for row in _records(frame):
-        console.print(
-            f"[bold]{row['state'].upper()}[/bold] {row['ticker']} {row['rule']} "
-            f"({row['severity']}) {full_id}\n  fired {_utc(row['fired_at'])}; value "
-            f"{row['value']:+.3f}, threshold {row['threshold']:+.3f}, {row['documents']} "
-            f"documents, window {_utc(row['window_start'], zone=False)} .. "
-            f"{_utc(row['window_end'])}\n  "
-            f"{markup_escape(str(row['explanation']))}",
+        _print_state(full_id, row)
+    for o in outcomes:
+        out.print(f"{o.state} {o.key}: {_outcome(o)}", highlight=False, markup=False)
+    _print_attempts(attempts)
+    for ack in acks:
+        out.print(f"acknowledged by {ack.by} at {ack.at:%Y-%m-%d %H:%M:%S}: {ack.note}")
+
+
+def _print_state(alert_id: str, row: dict[str, Any]) -> None:
+    """Print one state of an alert: its numbers, explanation and evidence documents."""
+    out.print(
+        f"[bold]{row['state'].upper()}[/bold] {row['ticker']} {row['rule']} "
+        f"({row['severity']}) {alert_id}\n  fired {_utc(row['fired_at'])}; value "
+        f"{row['value']:+.3f}, threshold {row['threshold']:+.3f}, {row['documents']} "
+        f"documents, window {_utc(row['window_start'], zone=False)} .. "
+        f"{_utc(row['window_end'])}\n  "
+        f"{markup_escape(str(row['explanation']))}",
+        highlight=False,
+        markup=True,
+        soft_wrap=True,
+    )
+    for doc in json.loads(row["evidence"] or "[]"):
+        out.print(
+            f"    {_utc(doc['published_at'])}  {doc['score']:+.2f}  {doc['source']}  "
+            f"{doc['title']}  {doc['url']}",
             highlight=False,
-            markup=True,
+            markup=False,
             soft_wrap=True,
         )
-        for doc in json.loads(row["evidence"] or "[]"):
-            console.print(
-                f"    {_utc(doc['published_at'])}  {doc['score']:+.2f}  {doc['source']}  "
-                f"{doc['title']}  {doc['url']}",
-                highlight=False,
-                markup=False,
-                soft_wrap=True,
-            )
-    for o in outcomes:
-        console.print(f"{o.state} {o.key}: {_outcome(o)}", highlight=False, markup=False)
-    console.print("[bold]delivery attempts[/bold]" if attempts else "no delivery attempts")
+
+
+def _print_attempts(attempts: list[Attempt]) -> None:
+    out.print("[bold]delivery attempts[/bold]" if attempts else "no delivery attempts")
     for attempt in attempts:
         d = attempt.delivery
         status = "ok" if d.ok else "failed"
-        console.print(
+        out.print(
             f"  {d.at:%Y-%m-%d %H:%M:%S}  {d.channel}  {status}  {d.status or ''}  {d.detail}",
             highlight=False,
             markup=False,
             soft_wrap=True,
         )
-    for ack in acks:
-        console.print(f"acknowledged by {ack.by} at {ack.at:%Y-%m-%d %H:%M:%S}: {ack.note}")
 
 
 @alerts_group.command("ack")
 @click.argument("alert_id")
 @click.option("--by", default=None, help="Who acknowledges (default: the login name).")
 @click.option("--note", default="", help="Why, or what was done.")
-@click.pass_context
-def alerts_ack(ctx: click.Context, alert_id: str, by: str | None, note: str) -> None:
+@pass_settings
+def alerts_ack(ctx: SettingsContext, alert_id: str, by: str | None, note: str) -> None:
     """Acknowledge an alert, by id or a unique prefix (recorded in the audit trail)."""
-    try:
-        with _outbox(ctx) as outbox:
-            full_id, ticker, rule = _resolve(ctx, outbox, alert_id)
-            outbox.ack(full_id, by or getpass.getuser(), note)
-    except SurveilError as exc:
-        _fail(exc)
-    console.print(f"acknowledged {full_id} ({ticker} {rule})", highlight=False)
+    with _outbox(ctx) as outbox:
+        full_id, ticker, rule = _resolve(ctx, outbox, alert_id)
+        outbox.ack(full_id, by or getpass.getuser(), note)
+    out.print(f"acknowledged {full_id} ({ticker} {rule})", highlight=False)
 
 
 @alerts_group.command("silence")
@@ -265,9 +254,9 @@ def alerts_ack(ctx: click.Context, alert_id: str, by: str | None, note: str) -> 
 @click.option("--for", "duration", default="1h", show_default=True, help="How long: 30m, 2h, 1d.")
 @click.option("--reason", required=True, help="Why (kept in the audit trail).")
 @click.option("--by", default=None, help="Who silences (default: the login name).")
-@click.pass_context
+@pass_settings
 def alerts_silence(
-    ctx: click.Context,
+    ctx: SettingsContext,
     ticker: str | None,
     rule: str | None,
     alert_id: str | None,
@@ -276,9 +265,6 @@ def alerts_silence(
     by: str | None,
 ) -> None:
     """Hold notifications of a ticker and/or rule for a while; the worker honours it live."""
-    from infra.yamlnodes import hint, seconds  # noqa: PLC0415
-    from surveil.runtime import alert_ruleset  # noqa: PLC0415
-
     if alert_id is not None and (ticker is not None or rule is not None):
         msg = "give --alert, or --ticker and/or --rule, not both"
         raise click.UsageError(msg)
@@ -288,39 +274,32 @@ def alerts_silence(
     if not _WITH_UNIT.match(duration):
         msg = f"{duration!r}: give a number with a unit, s, m, h or d (e.g. 30m, 2h, 1d)"
         raise click.BadParameter(msg, param_hint="--for")
-    try:
-        until = datetime.now(UTC) + timedelta(seconds=seconds(duration, "--for"))
-        if rule is not None:
-            names = [r.name for r in alert_ruleset(ctx.obj.settings()).rules]
-            if rule not in names:
-                _fail(
-                    SurveilError(f"no rule {rule!r} in the configured rules: {hint(rule, names)}")
-                )
-        with _outbox(ctx) as outbox:
-            if alert_id is not None:
-                _, ticker, rule = _resolve(ctx, outbox, alert_id)
-            silence_id = outbox.silence(ticker, rule, until, by or getpass.getuser(), reason)
-    except SurveilError as exc:
-        _fail(exc)
-    console.print(
+    until = datetime.now(UTC) + timedelta(seconds=seconds(duration, "--for"))
+    if rule is not None:
+        names = [r.name for r in alert_ruleset(ctx.settings()).rules]
+        if rule not in names:
+            msg = f"no rule {rule!r} in the configured rules: {hint(rule, names)}"
+            raise ConfigError(msg)
+    with _outbox(ctx) as outbox:
+        if alert_id is not None:
+            _, ticker, rule = _resolve(ctx, outbox, alert_id)
+        silence_id = outbox.silence(ticker, rule, until, by or getpass.getuser(), reason)
+    out.print(
         f"silence {silence_id}: {ticker or 'any ticker'}, {rule or 'any rule'} "
         f"until {until:%Y-%m-%d %H:%M} UTC"
     )
 
 
 @alerts_group.command("silences")
-@click.pass_context
-def alerts_silences(ctx: click.Context) -> None:
+@pass_settings
+def alerts_silences(ctx: SettingsContext) -> None:
     """List the silences in force."""
-    try:
-        with _outbox(ctx) as outbox:
-            active = outbox.silences(datetime.now(UTC))
-    except SurveilError as exc:
-        _fail(exc)
+    with _outbox(ctx) as outbox:
+        active = outbox.silences(datetime.now(UTC))
     if not active:
-        console.print("no silences in force")
+        out.print("no silences in force")
     for s in active:
-        console.print(
+        out.print(
             f"{s.id}  {s.ticker or '*'}  {s.rule or '*'}  until {s.until:%Y-%m-%d %H:%M} UTC  "
             f"by {s.by}: {s.reason}",
             highlight=False,
@@ -330,21 +309,18 @@ def alerts_silences(ctx: click.Context) -> None:
 
 @alerts_group.command("unsilence")
 @click.argument("silence_id")
-@click.pass_context
-def alerts_unsilence(ctx: click.Context, silence_id: str) -> None:
+@pass_settings
+def alerts_unsilence(ctx: SettingsContext, silence_id: str) -> None:
     """End a silence now."""
-    try:
-        with _outbox(ctx) as outbox:
-            found = outbox.unsilence(silence_id)
-    except SurveilError as exc:
-        _fail(exc)
+    with _outbox(ctx) as outbox:
+        found = outbox.unsilence(silence_id)
     if not found:
-        err_console.print(f"no silence {silence_id}")
-        sys.exit(1)
-    console.print(f"silence {silence_id} ended")
+        err.print(f"no silence {silence_id}")
+        raise click.exceptions.Exit(1)
+    out.print(f"silence {silence_id} ended")
 
 
-@click.group("rules")
+@click.group("rules", cls=Group)
 def rules_group() -> None:
     """Alert rules files."""
 
@@ -353,12 +329,10 @@ def rules_group() -> None:
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 def rules_check(file: Path) -> None:
     """Validate a rules file; print every problem with file, line and field; exit 1 on any."""
-    from alerts.ruleset import check_file  # noqa: PLC0415
-
     problems = check_file(file)
     for problem in problems:
-        err_console.print(problem, highlight=False, markup=False, soft_wrap=True)
+        err.print(problem, highlight=False, markup=False, soft_wrap=True)
     if problems:
-        err_console.print(f"{len(problems)} problem(s) in {file}")
-        sys.exit(1)
-    console.print(f"{file}: ok")
+        err.print(f"{len(problems)} problem(s) in {file}")
+        raise click.exceptions.Exit(1)
+    out.print(f"{file}: ok")

@@ -4,31 +4,30 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from infra.errors import SourceError, SurveilError
+from infra.errors import SourceError
 from infra.settings import Settings
-from ingest.config import KINDS
+from ingest.base import Batch, collect, split
+from ingest.config import KINDS, SourcesError, load_specs, make_source
+from ingest.http import read_file
+from ingest.producer import DocumentProducer
+from ingest.rss import RssSource
 from ingest.runner import RunResult
+from streams.records import utcnow
+from surveil.cli.base import Group, SettingsContext, pass_settings
+from surveil.cli.console import err, out
+from surveil.ingestion import linker, run_forever, run_once
 
 F = TypeVar("F", bound=Callable[..., Any])
-console = Console()
-err_console = Console(stderr=True)
 
 
-def _fail(exc: SurveilError) -> None:
-    err_console.print(f"[red]error:[/red] {exc}", highlight=False)
-    sys.exit(1)
-
-
-@click.group("ingest")
+@click.group("ingest", cls=Group)
 def ingest_group() -> None:
     """Fetch documents and put them on docs.raw."""
 
@@ -37,29 +36,22 @@ def ingest_group() -> None:
 @click.argument("location")
 @click.option("--source", "name", default=None, help="Source name (default: the location).")
 @click.option("--ticker", "tickers", multiple=True, help="Ticker every entry is about.")
-@click.pass_context
+@pass_settings
 def ingest_feed(
-    ctx: click.Context, location: str, name: str | None, tickers: Sequence[str]
+    ctx: SettingsContext, location: str, name: str | None, tickers: Sequence[str]
 ) -> None:
     """Ingest one RSS/Atom feed from a URL or a file, once, without state or linking."""
-    from ingest.base import collect  # noqa: PLC0415
-    from ingest.producer import DocumentProducer  # noqa: PLC0415
-    from ingest.rss import RssSource  # noqa: PLC0415
-
-    settings = ctx.obj.settings()
+    settings = ctx.settings()
+    source = RssSource(
+        name or location, location, tickers=tickers, body_max_chars=settings.body_max_chars
+    )
+    batch = collect(source)
+    producer = DocumentProducer(settings.bootstrap_servers, topic_prefix=settings.topic_prefix)
     try:
-        source = RssSource(
-            name or location, location, tickers=tickers, body_max_chars=settings.body_max_chars
-        )
-        batch = collect(source)
-        producer = DocumentProducer(settings.bootstrap_servers, topic_prefix=settings.topic_prefix)
-        try:
-            sent = producer.publish(batch.documents, batch.rejected)
-        finally:
-            producer.close()
-    except SurveilError as exc:
-        _fail(exc)
-    console.print(f"{sent.documents} documents to docs.raw, {sent.rejected} rejects to docs.dlq")
+        sent = producer.publish(batch.documents, batch.rejected)
+    finally:
+        producer.close()
+    out.print(f"{sent.documents} documents to docs.raw, {sent.rejected} rejects to docs.dlq")
 
 
 def _selection(command: F) -> F:
@@ -80,33 +72,21 @@ def _selection(command: F) -> F:
 
 @ingest_group.command("once")
 @_selection
-@click.pass_context
-def ingest_once(ctx: click.Context, names: Sequence[str], sources_file: Path | None) -> None:
+@pass_settings
+def ingest_once(ctx: SettingsContext, names: Sequence[str], sources_file: Path | None) -> None:
     """Run every source (or the named ones) once, then exit."""
-    from surveil.ingestion import run_once  # noqa: PLC0415
-
-    settings = ctx.obj.settings(sources_file=sources_file)
-    try:
-        results = run_once(settings, names)
-    except SurveilError as exc:
-        _fail(exc)
+    results = run_once(ctx.settings(sources_file=sources_file), names)
     _print_results(results)
     if results and all(r.error for r in results):
-        sys.exit(1)
+        raise click.exceptions.Exit(1)
 
 
 @ingest_group.command("run")
 @_selection
-@click.pass_context
-def ingest_run(ctx: click.Context, names: Sequence[str], sources_file: Path | None) -> None:
+@pass_settings
+def ingest_run(ctx: SettingsContext, names: Sequence[str], sources_file: Path | None) -> None:
     """Run the sources on their intervals until Ctrl-C or SIGTERM (runs in progress finish)."""
-    from surveil.ingestion import run_forever  # noqa: PLC0415
-
-    settings = ctx.obj.settings(sources_file=sources_file)
-    try:
-        run_forever(settings, names)
-    except SurveilError as exc:
-        _fail(exc)
+    run_forever(ctx.settings(sources_file=sources_file), names)
 
 
 @ingest_group.command("parse")
@@ -127,9 +107,9 @@ def ingest_run(ctx: click.Context, names: Sequence[str], sources_file: Path | No
     help="Largest file read, in bytes; the cap fetches use "
     f"(default {Settings.model_fields['ingest_max_bytes'].default}).",
 )
-@click.pass_context
+@pass_settings
 def ingest_parse(
-    ctx: click.Context, kind: str, file: Path, link: bool, max_bytes: int | None
+    ctx: SettingsContext, kind: str, file: Path, link: bool, max_bytes: int | None
 ) -> None:
     """Print the normalised documents of one recorded file as JSON lines.
 
@@ -137,45 +117,45 @@ def ingest_parse(
     file is a well-formed input without entries (stderr says "no entries in FILE"); 1 when
     the file cannot be read, is larger than --max-bytes, or gave rejects and no document.
     """
-    from ingest.base import split  # noqa: PLC0415
-    from ingest.config import make_source  # noqa: PLC0415
-    from ingest.http import read_file  # noqa: PLC0415
-    from streams.records import utcnow  # noqa: PLC0415
-    from surveil.ingestion import linker  # noqa: PLC0415
+    settings = ctx.settings(ingest_max_bytes=max_bytes)
+    batch = _parse(settings, kind, file)
+    linking = linker(settings) if link else None
+    for doc in batch.documents:
+        if linking is not None:
+            linked = linking.link(doc)
+            doc = linked.doc  # noqa: PLW2901 - the linked version replaces it
+            for symbol in linked.unknown:
+                err.print(f"unknown_ticker: {symbol!r} in {doc.doc_id}", highlight=False)
+        click.echo(json.dumps(doc.to_json(), ensure_ascii=False))
+    for rej in batch.rejected:
+        err.print(f"{rej.reason}: {rej.detail}", highlight=False, markup=False)
+    if not batch.documents and not batch.rejected:
+        # A quiet feed (no trade halts today) is an answer, not a failure.
+        err.print(f"no entries in {file}", highlight=False, markup=False)
+        return
+    err.print(f"{len(batch.documents)} documents, {len(batch.rejected)} rejected", highlight=False)
+    if not batch.documents:
+        raise click.exceptions.Exit(1)
 
-    settings = ctx.obj.settings(ingest_max_bytes=max_bytes)
+
+def _parse(settings: Settings, kind: str, file: Path) -> Batch:
+    """Parse one recorded file as the source ``kind`` does, within the byte cap.
+
+    Raises:
+        SourceError: the file cannot be read or is over the cap.
+    """
     cap = settings.ingest_max_bytes
     try:
         size = file.stat().st_size
         if size > cap:
             # Refused before reading: parsing a feed costs many times its size in memory.
             msg = f"{file}: {size} bytes, over the {cap}-byte cap (raise it with --max-bytes)"
-            raise SourceError(msg)
+            raise SourceError(msg, reason="too_large")
         source = make_source(kind, file.name, str(file), body_max_chars=settings.body_max_chars)
         # read_file bounds the read again, in case the file grew since stat().
-        batch = split(source.parse(read_file(str(file.resolve()), cap), utcnow()))
-        linking = linker(settings) if link else None
-    except (SurveilError, OSError) as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
-        sys.exit(1)
-    for doc in batch.documents:
-        if linking is not None:
-            linked = linking.link(doc)
-            doc = linked.doc  # noqa: PLW2901 - the linked version replaces it
-            for symbol in linked.unknown:
-                err_console.print(f"unknown_ticker: {symbol!r} in {doc.doc_id}", highlight=False)
-        click.echo(json.dumps(doc.to_json(), ensure_ascii=False))
-    for rej in batch.rejected:
-        err_console.print(f"{rej.reason}: {rej.detail}", highlight=False, markup=False)
-    if not batch.documents and not batch.rejected:
-        # A quiet feed (no trade halts today) is an answer, not a failure.
-        err_console.print(f"no entries in {file}", highlight=False, markup=False)
-        return
-    err_console.print(
-        f"{len(batch.documents)} documents, {len(batch.rejected)} rejected", highlight=False
-    )
-    if not batch.documents:
-        sys.exit(1)
+        return split(source.parse(read_file(str(file.resolve()), cap), utcnow()))
+    except OSError as exc:
+        raise SourceError(str(exc), reason="unreadable") from exc
 
 
 def _print_results(results: Sequence[RunResult]) -> None:
@@ -193,34 +173,30 @@ def _print_results(results: Sequence[RunResult]) -> None:
             f"{r.seconds:.1f}",
             status,
         )
-    console.print(table)
+    out.print(table)
 
 
-@click.group("sources")
+@click.group("sources", cls=Group)
 def sources_group() -> None:
     """Sources files (sources.yaml)."""
 
 
 @sources_group.command("check")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False), required=False)
-@click.pass_context
-def sources_check(ctx: click.Context, file: Path | None) -> None:
+@pass_settings
+def sources_check(ctx: SettingsContext, file: Path | None) -> None:
     """Validate a sources file; print every problem with file, line and field; exit 1 on any.
 
     FILE defaults to the configured sources file (SURVEIL_SOURCES_FILE, else sources.yaml).
     """
-    from ingest.config import SourcesError, load_specs  # noqa: PLC0415
-
-    path = file or ctx.obj.settings().sources_file
+    path = file or ctx.settings().sources_file
     try:
         specs = load_specs(path)
     except SourcesError as exc:
         for problem in exc.problems:
-            err_console.print(problem, highlight=False, markup=False, soft_wrap=True)
-        err_console.print(
-            f"{len(exc.problems)} problem(s) in {path}", highlight=False, soft_wrap=True
-        )
-        sys.exit(1)
+            err.print(problem, highlight=False, markup=False, soft_wrap=True)
+        err.print(f"{len(exc.problems)} problem(s) in {path}", highlight=False, soft_wrap=True)
+        raise click.exceptions.Exit(1) from None
     enabled = sum(s.enabled for s in specs)
     off = f" ({len(specs) - enabled} disabled)" if enabled < len(specs) else ""
-    console.print(f"{path}: {len(specs)} sources OK{off}", highlight=False, soft_wrap=True)
+    out.print(f"{path}: {len(specs)} sources OK{off}", highlight=False, soft_wrap=True)

@@ -5,28 +5,21 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from infra.errors import SurveilError
-from surveil.cli_quant import TS
-
-if TYPE_CHECKING:
-    from surveil.replay import RunDiff, Selection
-
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _fail(exc: SurveilError) -> None:
-    err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-    sys.exit(1)
+from surveil.cli.base import Command, Group, SettingsContext, pass_settings
+from surveil.cli.console import out, warn
+from surveil.cli.kafka import require_broker
+from surveil.cli.options import TS
+from surveil.replay.diff import RunDiff, compare_runs
+from surveil.replay.run import future_range_note, replay
+from surveil.replay.runs import list_runs
+from surveil.replay.select import Selection
 
 
-@click.command("replay")
+@click.command("replay", cls=Command)
 @click.option("--from", "start", type=TS, required=True, help="Range start, UTC (see --by).")
 @click.option("--to", "end", type=TS, required=True, help="Range end, exclusive.")
 @click.option(
@@ -51,9 +44,9 @@ def _fail(exc: SurveilError) -> None:
     help="max, or Nx to pace documents at N times the rate of the --by clock.",
 )
 @click.option("--replace", is_flag=True, help="Drop an existing run of that id first.")
-@click.pass_context
+@pass_settings
 def replay_command(
-    ctx: click.Context,
+    ctx: SettingsContext,
     start: datetime,
     end: datetime,
     by: Selection,
@@ -67,29 +60,23 @@ def replay_command(
     Exits 1 when the range selects no document, saying what docs.raw holds. Warns when
     --to is later than now: documents still arriving will make a later replay differ.
     """
-    from surveil.cli import _require_broker  # noqa: PLC0415 - cli imports this module
-    from surveil.replay import future_range_note, replay  # noqa: PLC0415 - the model stack
-
-    settings = ctx.obj.settings()
-    _require_broker(settings)
+    settings = ctx.settings()
+    require_broker(settings)
     note = future_range_note(end, datetime.now(UTC))
     if note:
-        err_console.print(f"warning: {note}", highlight=False, soft_wrap=True)
-    try:
-        report = replay(
-            settings,
-            run_id,
-            start,
-            end,
-            by=by,
-            model=str(model) if model else None,
-            speed=speed,
-            progress=sys.stderr.isatty(),
-            replace=replace,
-        )
-    except SurveilError as exc:
-        _fail(exc)
-    console.print(
+        warn(note)
+    report = replay(
+        settings,
+        run_id,
+        start,
+        end,
+        by=by,
+        model=str(model) if model else None,
+        speed=speed,
+        progress=sys.stderr.isatty(),
+        replace=replace,
+    )
+    out.print(
         f"run {report.run_id} ({report.database}, model {report.model_version}, by {by}): "
         f"{report.documents} documents, {report.scores} scores, {report.alerts} alert states "
         f"(dry run), {report.rejected} rejected, {report.seconds:.1f} s",
@@ -97,23 +84,18 @@ def replay_command(
     )
 
 
-@click.group("runs")
+@click.group("runs", cls=Group)
 def runs_group() -> None:
     """Replay runs: list them, compare two."""
 
 
 @runs_group.command("list")
-@click.pass_context
-def runs_list(ctx: click.Context) -> None:
+@pass_settings
+def runs_list(ctx: SettingsContext) -> None:
     """List the replay runs, newest first."""
-    from surveil.replay import list_runs  # noqa: PLC0415
-
-    try:
-        runs = list_runs(ctx.obj.settings())
-    except SurveilError as exc:
-        _fail(exc)
+    runs = list_runs(ctx.settings())
     if not runs:
-        console.print("no runs yet: `surveil replay --from ... --to ... --run-id NAME`")
+        out.print("no runs yet: `surveil replay --from ... --to ... --run-id NAME`")
         return
     table = Table(title="replay runs", caption="times in UTC")
     # The run id is what `runs diff` and `replay --replace` take: it is never cut.
@@ -131,7 +113,7 @@ def runs_list(ctx: click.Context) -> None:
             str(r["status"]),
             f"{r['started_at']:%Y-%m-%d %H:%M:%S}",
         )
-    console.print(table)
+    out.print(table)
 
 
 @runs_group.command("diff")
@@ -139,21 +121,16 @@ def runs_list(ctx: click.Context) -> None:
 @click.argument("run_b")
 @click.option("--freq", default="1h", show_default=True, help="Bucket width to compare at.")
 @click.option("--rows", default=20, show_default=True, help="Differing rows to show.")
-@click.pass_context
-def runs_diff(ctx: click.Context, run_a: str, run_b: str, freq: str, rows: int) -> None:
+@pass_settings
+def runs_diff(ctx: SettingsContext, run_a: str, run_b: str, freq: str, rows: int) -> None:
     """Compare two runs' sentiment per (ticker, bucket) and their alerts; exit 1 if they differ."""
-    from surveil.replay import compare_runs  # noqa: PLC0415
-
-    try:
-        diff = compare_runs(ctx.obj.settings(), run_a, run_b, freq)
-    except SurveilError as exc:
-        _fail(exc)
+    diff = compare_runs(ctx.settings(), run_a, run_b, freq)
     for note in diff.notes:
-        err_console.print(f"warning: {note}", highlight=False, soft_wrap=True)
+        warn(note)
     _print_series(diff, run_a, run_b, freq, rows)
     _print_alerts(diff, run_a, run_b, rows)
     if diff.differs:
-        sys.exit(1)
+        raise click.exceptions.Exit(1)
 
 
 def _print_series(diff: RunDiff, run_a: str, run_b: str, freq: str, rows: int) -> None:
@@ -167,7 +144,7 @@ def _print_series(diff: RunDiff, run_a: str, run_b: str, freq: str, rows: int) -
         if len(both)
         else "no bucket in both runs"
     )
-    console.print(
+    out.print(
         f"{len(series)} (ticker, bucket) rows compared at {freq}: {len(differing)} differ "
         f"({only['a']} only in a, {only['b']} only in b); {largest}",
         soft_wrap=True,
@@ -187,12 +164,12 @@ def _print_series(diff: RunDiff, run_a: str, run_b: str, freq: str, rows: int) -
             "-" if r.present == "a" else f"{r.mean_b:+.4f}",
             f"only in {r.present}" if r.present != "both" else f"{r.mean_diff:+.4f}",
         )
-    console.print(table)
+    out.print(table)
 
 
 def _print_alerts(diff: RunDiff, run_a: str, run_b: str, rows: int) -> None:
     in_a, in_b = diff.alert_counts
-    console.print(
+    out.print(
         f"alert states: {in_a} in a, {in_b} in b; {len(diff.alerts_only_a)} only in a, "
         f"{len(diff.alerts_only_b)} only in b",
         soft_wrap=True,
@@ -206,4 +183,4 @@ def _print_alerts(diff: RunDiff, run_a: str, run_b: str, rows: int) -> None:
         table.add_column(column)
     for side, ticker, rule, state, fired_at in differing[:rows]:
         table.add_row(side, str(ticker), str(rule), str(state), f"{fired_at:%Y-%m-%d %H:%M:%S}")
-    console.print(table)
+    out.print(table)
