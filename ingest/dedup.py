@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import threading
 import unicodedata
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from infra.files import write_json_atomic
 from streams.records import Document
 
 log = logging.getLogger(__name__)
@@ -168,10 +168,7 @@ class NearDuplicates:
             return
         with self._lock:
             rows = [[e.doc_id, e.published_at.isoformat(), e.signature] for e in self._entries]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(rows), "utf-8")
-        os.replace(tmp, self.path)
+        write_json_atomic(self.path, rows)
 
     def _restore(self, path: Path) -> None:
         try:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from infra.errors import ConfigError, SourceError, StateError
+from infra.files import write_json_atomic
 from ingest.base import Source, reject, split
 from ingest.dedup import NearDuplicates
 from ingest.tickers import Linked
@@ -182,11 +182,8 @@ class Checkpoint:
 
     def save(self, offsets: Mapping[int, int]) -> None:
         """Write the offsets atomically."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
         payload = {"offsets": {str(p): o for p, o in offsets.items()}, "saved_at": str(utcnow())}
-        tmp.write_text(json.dumps(payload), "utf-8")
-        os.replace(tmp, self.path)
+        write_json_atomic(self.path, payload)
 
 
 class Ingestor:

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from infra.errors import StateError
-from infra.sqlite import LockedSqlite, from_micros, micros
+from infra.sqlite import LockedSqlite, from_micros, micros, run_script
 
 SCHEMA_VERSION = 1
 RUNS_KEPT = 50
@@ -79,44 +79,9 @@ class IngestState(LockedSqlite):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            msg = f"ingest state {path}: {exc.strerror or exc}"
-            raise StateError(msg) from exc
-        try:
-            self._conn = sqlite3.connect(path, check_same_thread=False, timeout=10.0)
-        except sqlite3.Error as exc:
-            msg = f"ingest state {path}: cannot open: {exc}"
-            raise StateError(msg) from exc
-        try:
-            self._open()
-        except BaseException:
-            self._conn.close()
-            raise
-
-    def _open(self) -> None:
-        with self._guard():
-            # quick_check reads every page once; the file stays small (see prune), and a
-            # corrupt file found now beats a half-written run found later.
-            problems = [row[0] for row in self._conn.execute("PRAGMA quick_check")]
-            if problems != ["ok"]:
-                msg = f"ingest state {self.path}: corrupt: {'; '.join(problems[:3])}"
-                raise StateError(msg)
-            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                msg = (
-                    f"ingest state {self.path}: schema version {version} is newer than "
-                    f"this surveil's ({SCHEMA_VERSION})"
-                )
-                raise StateError(msg)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            # In WAL mode NORMAL is safe from corruption; a power cut may lose the last
-            # commits, which costs at most a re-fetch whose duplicates downstream drops.
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            with self._conn:
-                self._conn.executescript(_SCHEMA)
-                self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        # NORMAL is safe from corruption in WAL mode; a power cut may lose the last commits,
+        # which costs at most a re-fetch whose duplicates downstream drops.
+        self._connect(SCHEMA_VERSION, "NORMAL", _create)
 
     # -- validators ------------------------------------------------------------------------
 
@@ -232,3 +197,8 @@ class IngestState(LockedSqlite):
             Run(source, from_micros(started), from_micros(finished), documents, rejected, error)
             for source, started, finished, documents, rejected, error in rows
         ]
+
+
+def _create(conn: sqlite3.Connection, found: int) -> None:
+    """Create what is missing; version 1 is the only one so far, so nothing migrates."""
+    run_script(conn, _SCHEMA)
