@@ -19,7 +19,8 @@ import yaml
 from alerts.base import CHANNELS
 from alerts.conditions import InhibitRule, Kind, Matcher, MuteWindow, RouteConfig, Severity
 from alerts.mute import read_mutes
-from infra.yamlnodes import Fields, FileProblems, NodeReader, compose_file, hint
+from infra.errors import RulesError
+from infra.yamlnodes import Fields, NodeReader, hint, read_file
 from models.taxonomy import EVENT_TYPES, NO_EVENT, SEC_ITEM_EVENTS
 
 KINDS: tuple[Kind, ...] = ("threshold", "shock", "negative_spike", "event")
@@ -38,10 +39,6 @@ _KIND_FIELDS: Mapping[str, frozenset[str]] = {
 }
 _RULE_FIELDS = _COMMON.union(*_KIND_FIELDS.values())
 _EVENTS = tuple(e for e in EVENT_TYPES if e != NO_EVENT)
-
-
-class RulesError(FileProblems):
-    """A rules file has problems; ``problems`` lists every one as ``FILE:LINE: FIELD: what``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,12 +144,7 @@ def load_ruleset(path: Path | str) -> RuleSet:
     Raises:
         RulesError: the file is unreadable or has problems; ``.problems`` lists them all.
     """
-    root = compose_file(path, RulesError)
-    reader = NodeReader(str(path))
-    ruleset = _ruleset(reader, root)
-    if reader.problems or ruleset is None:
-        raise RulesError(reader.sorted())
-    return ruleset
+    return read_file(path, RulesError, _ruleset)
 
 
 def check_file(path: Path | str) -> list[str]:

@@ -232,3 +232,22 @@ def hint(key: str, allowed: Iterable[str]) -> str:
     close = difflib.get_close_matches(key, sorted(allowed), n=1)
     listed = ", ".join(sorted(allowed)) or "none"
     return f"did you mean {close[0]!r}?" if close else f"expected one of {listed}"
+
+
+def read_file(
+    path: Path | str,
+    error: type[_E],
+    parse: Callable[[NodeReader, yaml.Node | None], _T | None],
+) -> _T:
+    """Read a YAML file with ``parse``, which notes each problem on the reader it is given.
+
+    Raises:
+        error: the file is unreadable, not YAML, or has problems (None from ``parse`` is one);
+            its one argument is the list of every problem, in line order.
+    """
+    root = compose_file(path, error)
+    reader = NodeReader(str(path))
+    value = parse(reader, root)
+    if reader.problems or value is None:
+        raise error(reader.sorted())
+    return value

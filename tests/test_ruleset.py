@@ -13,13 +13,12 @@ from alerts.conditions import InhibitRule, Matcher, MuteWindow, RouteConfig
 from alerts.ruleset import (
     EventSpec,
     NegativeSpikeSpec,
-    RulesError,
     ShockSpec,
     ThresholdSpec,
     check_file,
     load_ruleset,
 )
-from infra.errors import ConfigError
+from infra.errors import ConfigError, RulesError
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "alerts.example.yaml"
