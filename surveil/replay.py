@@ -36,7 +36,6 @@ from alerts.evaluate import Evaluator
 from alerts.router import Router
 from infra.db import Warehouse, connect
 from infra.errors import BrokerError, ConfigError, DecodeError
-from infra.quant import DEFAULT_FREQ, parse_freq, utc
 from infra.settings import Settings
 from models.base import Classifier
 from models.registry import Runtime, load_classifier
@@ -44,6 +43,7 @@ from streams.classify import score_documents
 from streams.records import Alert, Delivery, Document, utcnow
 from streams.store import Store
 from streams.topics import DOCS_RAW
+from surveil.quant.times import DEFAULT_FREQ, parse_freq, utc
 from surveil.runtime import alert_ruleset
 
 log = logging.getLogger(__name__)

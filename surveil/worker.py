@@ -33,7 +33,7 @@ from streams import classify, signals, store
 from streams.app import Pipeline, create_pipeline
 from streams.records import utcnow
 from streams.topics import ALL_TOPICS, with_prefix
-from surveil import endpoint
+from surveil.quant import server
 from surveil.runtime import alert_ruleset, open_warehouse, outbox_path, worker_config
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def build(settings: Settings) -> Pipeline:
     pipeline = create_pipeline(worker_config(settings))
     classify.register(pipeline, classifier)
     store.register(pipeline, store.Store(warehouse))
-    endpoint.register(pipeline, warehouse, settings)  # quants read while we own chDB
+    server.register(pipeline, warehouse, settings)  # quants read while we own chDB
     signals.register(pipeline)
     notifiers = _notifiers(settings)
     outbox_path(settings).parent.mkdir(parents=True, exist_ok=True)

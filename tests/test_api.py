@@ -1,4 +1,4 @@
-"""`surveil.api` on a real chDB folder: times as strings or dates, the same dtypes empty or
+"""`surveil.quant` on a real chDB folder: times as strings or dates, the same dtypes empty or
 full, one default width, filled and wide series, alerts by event time, one model per series.
 
 The data (UTC): AAPL scored by model m1 on 2026-03-02 (13:01 0.5, 13:03 -0.25, 15:10 0.75),
@@ -18,11 +18,11 @@ import pandas as pd
 import pytest
 
 from infra.errors import ConfigError
-from infra.quant import DEFAULT_FREQ, SERIES_COLUMNS
 from infra.settings import Settings
 from streams.records import Alert
 from streams.store import SCORE_COLUMNS, Store
-from surveil.api import Quant, connect
+from surveil.quant import DEFAULT_FREQ, Quant, connect
+from surveil.quant.series import SERIES_COLUMNS
 from surveil.runtime import open_warehouse
 
 T0 = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)

@@ -344,7 +344,7 @@ def test_query_and_plot_read_a_run_with_run(with_run: dict[str, str], tmp_path: 
 
 
 def test_the_api_opens_a_run(with_run: dict[str, str]) -> None:
-    from surveil.api import connect
+    from surveil.quant import connect
 
     settings = Settings(_env_file=None, state_dir=Path(with_run["SURVEIL_STATE_DIR"]))  # type: ignore[call-arg]
     with connect(settings, run="r1") as quant:

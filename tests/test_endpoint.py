@@ -24,20 +24,12 @@ from ingest.base import collect
 from ingest.producer import DocumentProducer
 from ingest.rss import RssSource
 from streams.records import Document
-from surveil.api import connect
 from surveil.cli import cli
 from surveil.demo import processed
-from surveil.endpoint import (
-    MAX_BODY,
-    MAX_ROWS,
-    QUERY_PATH,
-    check_request,
-    decode,
-    encode,
-    ensure_token,
-    read_token,
-    token_path,
-)
+from surveil.quant import connect
+from surveil.quant.server import MAX_BODY, MAX_ROWS, check_request
+from surveil.quant.token import ensure_token, read_token, token_path
+from surveil.quant.wire import QUERY_PATH, decode, encode
 from surveil.runtime import WorkerProcess, settings_env
 
 MSFT_FEED = "fixtures/feeds/seekingalpha_symbol_MSFT_2017-10.rss.xml"

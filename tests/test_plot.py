@@ -13,7 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from infra.errors import ConfigError
-from surveil.plot import plot_sentiment, sentiment_figure
+from surveil.quant.plot import plot_sentiment, sentiment_figure
 
 T0 = datetime(2024, 12, 31, 20, tzinfo=UTC)
 HOUR = timedelta(hours=1)

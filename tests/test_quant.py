@@ -17,7 +17,6 @@ from click.testing import CliRunner
 from infra.broker import LocalKafka, free_port
 from infra.db import MIGRATIONS_DIR
 from infra.errors import ConfigError
-from infra.quant import parse_freq, sentiment
 from infra.settings import Settings
 from ingest.base import collect
 from ingest.producer import DocumentProducer
@@ -28,6 +27,8 @@ from streams.records import Document
 from streams.store import SCORE_COLUMNS
 from surveil.cli import cli
 from surveil.demo import processed
+from surveil.quant.series import sentiment
+from surveil.quant.times import parse_freq
 from surveil.replay import DRY_RUN, diff_runs, list_runs, open_run, replay
 from surveil.runtime import WorkerProcess, open_warehouse, settings_env
 from surveil.webhook import WebhookReceiver

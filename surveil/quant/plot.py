@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
+from typing import TypedDict, Unpack
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import matplotlib.dates as mdates
@@ -20,7 +21,7 @@ from matplotlib.ticker import MaxNLocator
 from numpy.typing import NDArray
 
 from infra.errors import ConfigError
-from infra.quant import parse_freq
+from surveil.quant.times import freq_name, parse_freq
 
 FIRING = "#c62828"
 RESOLVED = "#2e7d32"
@@ -33,22 +34,27 @@ MIN_SPAN = 0.2
 TICK_FORMATS = ["%Y", "%Y-%m", "%Y-%m-%d", "%Y-%m-%d\n%H:%M", "%Y-%m-%d\n%H:%M", "%H:%M:%S"]
 
 
+class ChartOptions(TypedDict, total=False):
+    """The keyword options of `sentiment_figure`, for the functions that pass them on."""
+
+    start: datetime | None
+    end: datetime | None
+    freq: str | None
+    tz: str | tzinfo
+
+
 def plot_sentiment(
     series: pd.DataFrame,
     alerts: pd.DataFrame,
     ticker: str,
     out: Path,
-    *,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    freq: str | None = None,
-    tz: str | tzinfo = "UTC",
+    **options: Unpack[ChartOptions],
 ) -> Path:
     """Write the sentiment chart of one ticker to ``out`` (PNG) and return the path.
 
     Args: those of `sentiment_figure`, and ``out``, the PNG to write (its folder is created).
     """
-    fig = sentiment_figure(series, alerts, ticker, start=start, end=end, freq=freq, tz=tz)
+    fig = sentiment_figure(series, alerts, ticker, **options)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format="png", dpi=100)
     return out
@@ -90,36 +96,20 @@ def sentiment_figure(
     rows = series[series["ticker"] == ticker].sort_values("bucket") if len(series) else series
     rows = rows[rows["documents"] > 0] if len(rows) else rows
     step = _step(freq, rows)
-    if len(rows):
-        start = start or rows["bucket"].iloc[0].to_pydatetime()
-        end = end or rows["bucket"].iloc[-1].to_pydatetime() + step
-    now = datetime.now(UTC)
-    start, end = start or now - timedelta(days=1), end or now
+    start, end = _shown(rows, step, start, end)
     total = int(rows["documents"].sum()) if len(rows) else 0
 
     fig = Figure(figsize=(11, 6.5), layout="constrained")
     FigureCanvasAgg(fig)
     score_ax, count_ax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     shown = f"{start.astimezone(zone):%Y-%m-%d %H:%M} to {end.astimezone(zone):%Y-%m-%d %H:%M}"
+    width = freq or freq_name(int(step.total_seconds() // 60))
     fig.suptitle(
-        f"{ticker} sentiment, {shown} {_zone_name(zone)}, "
-        f"{freq or _label(step)} buckets, {total} documents",
+        f"{ticker} sentiment, {shown} {_zone_name(zone)}, {width} buckets, {total} documents",
         fontsize=11,
     )
     _score_panel(score_ax, rows, step)
     _count_panel(count_ax, rows, step)
-    if not len(rows):
-        score_ax.text(
-            0.5,
-            0.5,
-            "no documents in range",
-            transform=score_ax.transAxes,
-            ha="center",
-            va="center",
-            fontsize=14,
-            color="0.4",
-            bbox={"facecolor": "white", "edgecolor": "0.8"},
-        )
     _alert_markers(score_ax, alerts, ticker, start, end)
     if score_ax.get_legend_handles_labels()[0]:
         score_ax.legend(loc="best", fontsize=8, framealpha=0.9)
@@ -152,11 +142,15 @@ def _step(freq: str | None, rows: pd.DataFrame) -> timedelta:
     return timedelta(hours=1)
 
 
-def _label(step: timedelta) -> str:
-    minutes = int(step.total_seconds() // 60)
-    if minutes % 1440 == 0:
-        return f"{minutes // 1440}d"
-    return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}min"
+def _shown(
+    rows: pd.DataFrame, step: timedelta, start: datetime | None, end: datetime | None
+) -> tuple[datetime, datetime]:
+    """Return the range shown: the one asked, else the rows' buckets, else the last day."""
+    if len(rows):
+        start = start or rows["bucket"].iloc[0].to_pydatetime()
+        end = end or rows["bucket"].iloc[-1].to_pydatetime() + step
+    now = datetime.now(UTC)
+    return start or now - timedelta(days=1), end or now
 
 
 def _every_bucket(rows: pd.DataFrame, step: timedelta) -> pd.DataFrame:
@@ -182,6 +176,17 @@ def _score_panel(ax: Axes, rows: pd.DataFrame, step: timedelta) -> None:
     ax.grid(True, alpha=0.3)
     ax.set_ylim(*score_limits(rows))
     if not len(rows):
+        ax.text(
+            0.5,
+            0.5,
+            "no documents in range",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=14,
+            color="0.4",
+            bbox={"facecolor": "white", "edgecolor": "0.8"},
+        )
         return
     lines = _every_bucket(rows, step)
     # Each point sits in the middle of its bucket, over its bar below.

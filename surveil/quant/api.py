@@ -1,37 +1,42 @@
-"""The Python API for quants: sentiment series, documents, alerts and SQL as DataFrames.
-
-```python
-from datetime import UTC, datetime
-import surveil.api as sv
-
-with sv.connect() as db:
-    frame = db.sentiment(["AAPL", "MSFT"], datetime(2026, 3, 1, tzinfo=UTC),
-                         datetime(2026, 3, 2, tzinfo=UTC), freq="5min")
-    means = db.sentiment(["AAPL", "MSFT"], "2026-03-01", "2026-03-08", fill=True, wide=True)
-```
-
-Times are aware datetimes, dates (midnight UTC) or ISO strings (UTC when they name no zone).
-`connect` reads the same settings as the CLI (``SURVEIL_*`` variables, ``.env``).
-"""
+"""`Quant`, read-only access to surveil's data, and `connect`, which opens it from settings."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from types import TracebackType
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 import pandas as pd
 
-from infra import quant
-from infra.db import QueryLimits, ReadOnlyReader
+from infra.db import Parameters
 from infra.errors import ConfigError, StoreError
-from infra.quant import DEFAULT_FREQ, READ_ONLY, AlertTime, Moment, Reader
+from infra.reader import QueryLimits, ReadOnlyReader
 from infra.settings import Settings
-from surveil.endpoint import WorkerReader, dsn_location, query_limits, read_token, token_path
+from surveil.quant import records, series
+from surveil.quant.base import READ_ONLY, Reader, dsn_location, query_limits
+from surveil.quant.frames import utc_columns
+from surveil.quant.remote import WorkerReader
+from surveil.quant.token import read_token, token_path
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _on_reader(query: Callable[Concatenate[Reader, P], R]) -> Callable[Concatenate[Quant, P], R]:
+    """Return a query function as a `Quant` method that runs it on the quant's reader."""
+
+    @functools.wraps(query)
+    def method(self: Quant, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return query(self.reader, *args, **kwargs)
+
+    return method
 
 
 class Quant:
     """Read-only access to surveil's ClickHouse data.
+
+    Its queries are those of `surveil.quant.series` and `surveil.quant.records`, run on
+    ``reader``: `sentiment`, `documents`, `alerts`; `sql` runs any read.
 
     Args:
         reader: runs read-only queries (a `ReadOnlyReader`, or the worker's endpoint).
@@ -44,88 +49,27 @@ class Quant:
         self._close = close
         self.via = via
 
-    def sentiment(
-        self,
-        tickers: Sequence[str] | str,
-        start: Moment,
-        end: Moment,
-        freq: str = DEFAULT_FREQ,
-        as_of: Moment | None = None,
-        *,
-        model: str | None = None,
-        fill: bool = False,
-        wide: bool = False,
-        value: str = "mean_score",
-    ) -> pd.DataFrame:
-        """Return per (ticker, bucket): documents, mean score, negative share, weighted score.
+    sentiment = _on_reader(series.sentiment)
+    documents = _on_reader(records.documents)
+    alerts = _on_reader(records.alerts)
 
-        Args:
-            as_of: drop rows scored or ingested after it (point in time).
-            model: the model version; default: the one that scored these tickers' range
-                most recently (a series never mixes two models' scales).
-            fill: every bucket of the range, those without documents with 0 documents and
-                NaN scores.
-            wide: one column of ``value`` per ticker, indexed by bucket (a DatetimeIndex).
-            value: the column a wide frame holds (mean_score, weighted_score, documents, ...).
-        """
-        frame = quant.sentiment(
-            self.reader, tickers, start, end, freq, as_of, model=model, fill=fill
-        )
-        if not wide:
-            return frame
-        names = [tickers] if isinstance(tickers, str) else list(tickers)
-        return quant.wide(frame, value, names)
-
-    def documents(
-        self, ticker: str, start: Moment, end: Moment, as_of: Moment | None = None
-    ) -> pd.DataFrame:
-        """Return a ticker's scored documents in a range, oldest first."""
-        return quant.documents(self.reader, ticker, start, end, as_of)
-
-    def alerts(
-        self,
-        start: Moment,
-        end: Moment,
-        tickers: Sequence[str] | str | None = None,
-        state: str | None = None,
-        by: AlertTime = "fired_at",
-    ) -> pd.DataFrame:
-        """Return alert states (firing, resolved) in a range of ``by``: fired_at or window_end."""
-        return quant.alerts(self.reader, start, end, tickers, state, by)
-
-    def sql(self, query: str, parameters: dict[str, Any] | None = None) -> pd.DataFrame:
+    def sql(self, query: str, parameters: Parameters = None) -> pd.DataFrame:
         """Run read-only SQL (``{db}`` names surveil's database) and return a DataFrame.
 
         Datetime columns come back as UTC-aware, the same through a worker or directly.
         """
         columns, rows = self.reader.query(query, parameters, READ_ONLY)
-        return _utc_columns(pd.DataFrame(rows, columns=columns))
+        return utc_columns(pd.DataFrame(rows, columns=columns))
 
     def close(self) -> None:
         """Release the connection (and a chDB folder opened directly)."""
         self._close()
 
-    def __enter__(self) -> Quant:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _utc_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """Make datetime columns UTC-aware: clickhouse-connect returns UTC times naive."""
-    for column in frame.columns:
-        values = frame[column]
-        if isinstance(values.dtype, pd.DatetimeTZDtype):
-            frame[column] = values.dt.tz_convert("UTC")
-        elif pd.api.types.is_datetime64_dtype(values.dtype):
-            frame[column] = values.dt.tz_localize("UTC")
-    return frame
 
 
 def connect(settings: Settings | None = None, *, run: str | None = None) -> Quant:
@@ -146,6 +90,7 @@ def connect(settings: Settings | None = None, *, run: str | None = None) -> Quan
         ConfigError: there is no such run.
         StoreError: the folder is held by another process and no worker endpoint serving it
             answered at ``web_port``; or the server could not be reached.
+        StateError: the worker's query token file is there but cannot be read.
     """
     from_env: dict[str, Any] = {}  # everything from SURVEIL_* variables and .env
     settings = settings or Settings(**from_env)
@@ -171,7 +116,7 @@ def connect(settings: Settings | None = None, *, run: str | None = None) -> Quan
 
 def _run_quant(settings: Settings, run: str, limits: QueryLimits) -> Quant:
     """Open a replay run's database read-only."""
-    from surveil.replay import run_database, runs_dsn  # noqa: PLC0415 - replay loads the models
+    from surveil.replay import run_database, runs_dsn  # noqa: PLC0415
 
     database = run_database(settings, run)
     reader = ReadOnlyReader(runs_dsn(settings), database, limits)
