@@ -1,18 +1,19 @@
-"""SEC EDGAR filings: the current-filings Atom feed, index pages, documents, submissions JSON.
+"""SEC EDGAR filings: the current-filings Atom feed and index pages.
 
-Four sources, one per thing EDGAR serves, each giving ``kind="filing"`` documents:
+Four sources, one per thing EDGAR serves, each giving ``kind="filing"`` documents (two here,
+two in their own modules, all built on `ingest.sec`):
 
 - `EdgarAtomSource` (``edgar-atom``): the "latest filings" Atom feed, one document per
   filing although the feed repeats a filing once per party (Filer, Reporting, Issuer ...).
 - `EdgarIndexSource` (``edgar-index``): a filing's ``-index.html`` page.
 - `EdgarDocSource` (``edgar-doc``, in `ingest.edgar_doc`): a primary document as clean text.
-- `EdgarSubmissionsSource` (``edgar-submissions``): data.sec.gov submissions JSON, one
-  document per filing listed.
+- `EdgarSubmissionsSource` (``edgar-submissions``, in `ingest.edgar_submissions`):
+  data.sec.gov submissions JSON, one document per filing listed.
 
 Each representation of a filing is its own document, ``doc_id = stable_id("sec", kind,
 accession)``; ``meta["accession"]`` links them. ``meta`` always carries ``form_type``,
 ``items`` (8-K items such as ``"2.02"``), ``cik``, ``ciks`` (the companies: issuer, subject,
-filer, filed by; reporting insiders are left out, see `COMPANY_ROLES`), ``company``,
+filer, filed by; reporting insiders are left out, see `ingest.sec.COMPANY_ROLES`), ``company``,
 ``accession`` and ``filed_at`` (ISO date). ``tickers`` holds only tickers the input states
 outright (the submissions JSON's, the source's own): mapping CIKs to tickers is the
 linker's work.
@@ -20,47 +21,33 @@ linker's work.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import defusedxml.ElementTree as SafeET
 
 from infra.errors import DecodeError
-from ingest.edgar_doc import (
-    COMPANY_ROLES,
-    EASTERN,
+from ingest.safexml import parse_xml, xml_text
+from ingest.sec import (
     SEC,
-    EdgarDocSource,
     FilingSource,
     OneFilingSource,
     accession_of,
-    archive_url,
-    cik_of,
     company_parties,
     eastern,
+    edgar_time,
     filing_document,
     filing_title,
     form_matches,
     index_url,
     iso_date,
-    item_label,
     lead_item,
     tag_spans,
 )
-from ingest.safexml import parse_xml, xml_text
-from ingest.text import clean_text, decode, load_json
+from ingest.text import clean_text
 from streams.records import Document, Rejected, utcnow
-
-__all__ = [
-    "COMPANY_ROLES",
-    "EdgarAtomSource",
-    "EdgarDocSource",
-    "EdgarIndexSource",
-    "EdgarSubmissionsSource",
-]
 
 _ATOM = "{http://www.w3.org/2005/Atom}"
 _HTML_START = re.compile(r"<!DOCTYPE\s+html|<html\b", re.IGNORECASE)
@@ -148,7 +135,7 @@ class EdgarAtomSource(FilingSource):
             url=url,
             title=filing_title(company or (named[0]["name"] if named else None), form, lead),
             body=f"{summary}\n{roster}".strip()[: self.body_max_chars],
-            published=_timestamp(group[0].get("updated", "")),
+            published=edgar_time(group[0].get("updated", "")),
             fetched_at=fetched_at,
             tickers=self.tickers,
             meta={
@@ -225,20 +212,6 @@ def _read_atom(raw: bytes) -> tuple[list[dict[str, str]], DecodeError | None]:
     if target.root != f"{_ATOM}feed":
         return [], DecodeError("not_a_feed", f"root element is {target.root}, not an Atom feed")
     return target.entries, None
-
-
-def _timestamp(value: str) -> datetime | None:
-    """Return an ISO 8601 time as UTC; a time without zone is EDGAR's US Eastern."""
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=EASTERN)
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError:
-        return None
 
 
 class EdgarIndexSource(OneFilingSource):
@@ -339,134 +312,3 @@ def _info(page: str) -> dict[str, str]:
         pairs[clean_text(page[head.end() : tags[close].start()])] = clean_text(text)
         at = end + 1
     return pairs
-
-
-class EdgarSubmissionsSource(FilingSource):
-    """data.sec.gov submissions JSON (``CIK##########.json`` or a ``-submissions-NNN``
-    overflow page): one document per filing listed.
-
-    Args:
-        name: the source's name, stored with every document.
-        url: the JSON's URL or a path; an overflow page's CIK comes from its name.
-        forms: form types to keep ("8-K" also keeps "8-K/A"); empty keeps all.
-        tickers: tickers every document of this source is about (added to the JSON's).
-        body_max_chars: bodies are cut to this many characters.
-    """
-
-    kind = "edgar-submissions"
-
-    def parse(
-        self, raw: bytes, fetched_at: datetime | None = None
-    ) -> Iterator[Document | Rejected]:
-        """Parse submissions JSON into documents, and a reject per unusable row."""
-        fetched_at = fetched_at or utcnow()
-        try:
-            data = load_json(decode(raw)[0])
-        except DecodeError as err:
-            yield self._refuse(DecodeError(err.reason, err.detail[:200]), raw)
-            return
-        try:
-            company, cik, tickers, columns = self._company(data)
-        except DecodeError as err:
-            yield self._refuse(err, raw)
-            return
-        where = "filings.recent." if "filings" in data else ""
-        for row in range(len(columns["accessionNumber"])):
-            values = {key: _cell(column, row) for key, column in columns.items()}
-            try:
-                document = self._document(values, company, cik, tickers, fetched_at)
-            except DecodeError as err:
-                detail = f"{where}{err.detail}[{row}]"
-                yield self._refuse(DecodeError(err.reason, detail), json.dumps(values))
-                continue
-            if form_matches(document.meta["form_type"], self.forms):
-                yield document
-
-    def _company(self, data: Any) -> tuple[str | None, int, list[str], dict[str, list[Any]]]:
-        """Return the company, CIK, tickers and filing columns of a submissions file."""
-        if not isinstance(data, dict):
-            reason, msg = "not_a_submissions_file", f"a JSON {type(data).__name__}, not object"
-            raise DecodeError(reason, msg)
-        filings = data.get("filings")
-        columns = filings.get("recent") if isinstance(filings, dict) else data
-        if not isinstance(columns, dict) or not isinstance(columns.get("accessionNumber"), list):
-            reason, msg = "not_a_submissions_file", "no accessionNumber list in filings.recent"
-            raise DecodeError(reason, msg)
-        columns = {k: v for k, v in columns.items() if isinstance(v, list)}
-        cik_text = str(data.get("cik", "")).strip()
-        cik = int(cik_text) if cik_text.isdigit() and len(cik_text) <= 10 else cik_of(self.url)
-        if cik is None:
-            reason, msg = "missing_field", "cik: not in the file nor in the source URL"
-            raise DecodeError(reason, msg)
-        raw_tickers = data.get("tickers")
-        listed = raw_tickers if isinstance(raw_tickers, list) else []
-        tickers = [t.upper() for t in listed if isinstance(t, str) and t]
-        name = data.get("name")
-        return (name if isinstance(name, str) and name else None), cik, tickers, columns
-
-    def _document(
-        self,
-        row: dict[str, str],
-        company: str | None,
-        cik: int,
-        tickers: list[str],
-        fetched_at: datetime,
-    ) -> Document:
-        accession, form = row.get("accessionNumber", ""), row.get("form", "")
-        if not accession_of(accession):
-            reason, field = "missing_field", "accessionNumber"
-            raise DecodeError(reason, field)
-        if not form:
-            reason, field = "missing_field", "form"
-            raise DecodeError(reason, field)
-        items = [item.strip() for item in row.get("items", "").split(",") if item.strip()]
-        primary = row.get("primaryDocument", "")
-        description = row.get("primaryDocDescription", "")
-        labels = [item_label(item) if form.startswith("8-K") else item for item in items]
-        lead = lead_item([(item, "") for item in items]) if form.startswith("8-K") else ""
-        if not lead and description and description.upper() != form.upper():
-            lead = description
-        filed_at = iso_date(row.get("filingDate", ""))
-        lines = [f"{company or f'CIK {cik}'} filed {form} on {filed_at or 'an unknown date'}."]
-        lines += [f"Report date: {row['reportDate']}"] if row.get("reportDate") else []
-        lines += [f"Description: {description}"] if description else []
-        lines += labels
-        url = archive_url(cik, accession, primary) if primary else index_url(cik, accession)
-        return filing_document(
-            self.name,
-            self.kind,
-            accession=accession,
-            url=url,
-            title=filing_title(company or f"CIK {cik}", form, lead),
-            body="\n".join(lines)[: self.body_max_chars],
-            # acceptanceDateTime ends in Z and is UTC: Tesla's 10-K of 2026-01-29 shows
-            # 01:55Z, 20:55 in New York the day before, after the 17:30 cut-off.
-            published=_timestamp(row.get("acceptanceDateTime", "")),
-            fetched_at=fetched_at,
-            tickers=[*tickers, *self.tickers],
-            meta={
-                "form_type": form,
-                "items": items,
-                "cik": cik,
-                "ciks": [cik],
-                "company": company,
-                "filed_at": filed_at,
-                "report_date": iso_date(row.get("reportDate", "")),
-                "primary_document": url if primary else None,
-                **_legacy(form, items),
-            },
-        )
-
-
-def _legacy(form: str, items: list[str]) -> dict[str, bool]:
-    """Flag 8-K items numbered before August 2004 ("5", "12"): their meaning differs."""
-    legacy = form.upper().startswith("8-K") and any("." not in item for item in items)
-    return {"legacy_items": True} if legacy else {}
-
-
-def _cell(column: list[Any], row: int) -> str:
-    """Return one cell of a column as text ("" when the column is short or holds a non-value)."""
-    value = column[row] if row < len(column) else None
-    if isinstance(value, bool) or value is None or isinstance(value, list | dict):
-        return ""
-    return str(value).strip()

@@ -17,13 +17,10 @@ from hypothesis import strategies as st
 
 from ingest.base import Source
 from ingest.config import make_source
-from ingest.edgar import (
-    EdgarAtomSource,
-    EdgarDocSource,
-    EdgarIndexSource,
-    EdgarSubmissionsSource,
-)
-from ingest.edgar_doc import tag_spans
+from ingest.edgar import EdgarAtomSource, EdgarIndexSource
+from ingest.edgar_doc import EdgarDocSource
+from ingest.edgar_submissions import EdgarSubmissionsSource
+from ingest.sec import tag_spans
 from ingest.text import clean_text
 from streams.records import Document, Rejected, stable_id
 
