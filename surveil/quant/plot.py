@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import TypedDict, Unpack
+from typing import Any, TypedDict, Unpack
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import matplotlib.dates as mdates
@@ -27,6 +27,25 @@ FIRING = "#c62828"
 RESOLVED = "#2e7d32"
 MEAN = "#1f77b4"
 WEIGHTED = "#ff7f0e"
+# Where every relevance is equal the two lines coincide: a wide solid line under a thin
+# dashed one with hollow markers keeps both visible.
+SCORE_LINES: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("mean_score", "mean score", dict(color=MEAN, linewidth=2.4, marker="o", ms=5, zorder=2)),
+    (
+        "weighted_score",
+        "relevance-weighted score",
+        dict(
+            color=WEIGHTED,
+            linewidth=1.2,
+            linestyle="--",
+            marker="D",
+            ms=6,
+            mfc="none",
+            mew=1.2,
+            zorder=3,
+        ),
+    ),
+)
 # The y axis never shows less than this span of scores: a flat series stays readable as flat.
 MIN_SPAN = 0.2
 # Tick labels per level of ConciseDateFormatter (years, months, days, hours, minutes,
@@ -191,31 +210,8 @@ def _score_panel(ax: Axes, rows: pd.DataFrame, step: timedelta) -> None:
     lines = _every_bucket(rows, step)
     # Each point sits in the middle of its bucket, over its bar below.
     times = _times(lines["bucket"] + pd.Timedelta(step) / 2)
-    # Where every relevance is equal the two lines coincide: a wide solid line under a thin
-    # dashed one with hollow markers keeps both visible.
-    ax.plot(
-        times,
-        lines["mean_score"].astype("float64"),
-        color=MEAN,
-        linewidth=2.4,
-        marker="o",
-        ms=5,
-        label="mean score",
-        zorder=2,
-    )
-    ax.plot(
-        times,
-        lines["weighted_score"].astype("float64"),
-        color=WEIGHTED,
-        linewidth=1.2,
-        linestyle="--",
-        marker="D",
-        ms=6,
-        mfc="none",
-        mew=1.2,
-        label="relevance-weighted score",
-        zorder=3,
-    )
+    for column, label, style in SCORE_LINES:
+        ax.plot(times, lines[column].astype("float64"), label=label, **style)
 
 
 def score_limits(rows: pd.DataFrame) -> tuple[float, float]:
