@@ -1,1 +1,1 @@
-"""Alerts: rules over signals, a router, and the notifiers that deliver."""
+"""Alerts: rules over `streams.windows` ticker windows, a router, and the notifiers."""

@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
 from functools import partial
 from typing import Any, TypeVar
 
 from alerts.engine import AlertEngine
-from infra.errors import DecodeError, SurveilError
-from streams.acks import batches, each
+from infra.errors import SurveilError
+from streams.acks import batches, each, with_where
 from streams.app import Pipeline
 from streams.records import Alert, Scored, utcnow
+from streams.steps import decode
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,85 @@ async def _off_loop(job: Callable[[], T]) -> T:
     return await asyncio.get_running_loop().run_in_executor(None, job)
 
 
+class _Refs(MutableMapping[str, dict[str, list[str]]]):
+    """One ticker's window refs (``TICKER|bucket`` keys of the rule-state table) as the
+    batch changes them: read through to the table, written to it only by `_Batch.save`."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.changed: dict[str, dict[str, list[str]] | None] = {}
+
+    def __getitem__(self, key: str) -> dict[str, list[str]]:
+        if key in self.changed:
+            value = self.changed[key]
+            if value is None:
+                raise KeyError(key)
+            return value
+        if key not in self.table:
+            raise KeyError(key)
+        found: dict[str, list[str]] = self.table[key]
+        return found
+
+    def __setitem__(self, key: str, value: dict[str, list[str]]) -> None:
+        self.changed[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        self.changed[key] = None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([k for k, v in self.changed.items() if v is not None])
+
+    def __len__(self) -> int:
+        return sum(1 for v in self.changed.values() if v is not None)
+
+
+class _Batch:
+    """A batch's new rule states and refs, saved together once the router's are durable."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.states: dict[str, dict[str, Any]] = {}
+        self._refs: dict[str, _Refs] = {}
+        self._events: dict[str, Any] = {}
+
+    def state(self, ticker: str) -> dict[str, Any]:
+        """The ticker's state as of this batch."""
+        if ticker in self.states:
+            return self.states[ticker]
+        return dict(self.table[ticker]) if ticker in self.table else {}
+
+    def refs(self, ticker: str, event: Any) -> _Refs:
+        """The ticker's refs as of this batch; ``event`` is one of the ticker's events."""
+        self._events.setdefault(ticker, event)
+        return self._refs.setdefault(ticker, _Refs(self.table))
+
+    def save(self, events: list[Any]) -> None:
+        """Write refs, then states, then forget expired refs, each in its ticker's partition.
+
+        One table, one partition per ticker: the changelog keeps this order, and a state
+        is never on it without the refs it counts (`streams.windows` reads refs ahead of
+        their state right).
+        """
+        by_event = {id(e): t for t, e in self._events.items()}
+        for event in each(events):
+            ticker = by_event.get(id(event))
+            if ticker is None:
+                continue
+            changed = self._refs[ticker].changed
+            for key, value in changed.items():
+                if value is not None:
+                    self.table[key] = value
+            self.table[ticker] = self.states[ticker]
+            for key, value in changed.items():
+                if value is None and key in self.table:
+                    del self.table[key]
+
+
 def register(pipeline: Pipeline, engine: AlertEngine) -> Any:
     """Add the alerts agent (on docs.scored), its rule-state table and its flush timer."""
     app, topics, cfg, counters = pipeline.app, pipeline.topics, pipeline.config, pipeline.counters
-    # Keyed by ticker, like docs.scored, so table and stream share partitions.
+    # Keyed by ticker (and TICKER|bucket for the window refs), like docs.scored, so table
+    # and stream share partitions.
     states = app.Table("alert_rule_state", default=dict, partitions=cfg.partitions)
     publishing = asyncio.Lock()
 
@@ -67,27 +143,24 @@ def register(pipeline: Pipeline, engine: AlertEngine) -> Any:
 
     async def rules(stream: Any) -> AsyncIterator[Alert]:
         async for events in batches(stream, BATCH, BATCH_WITHIN_S):
-            changed: list[tuple[Any, str, dict[str, Any]]] = []
-            latest: dict[str, dict[str, Any]] = {}
+            batch = _Batch(states)
             # each: reads and writes of the table go to the partition of their own event
+            counters.inc("alerts.seen", len(events))
             for event in each(events):
-                try:
-                    rec = Scored.parse(event.value)
-                except DecodeError as err:
-                    counters.inc(f"alerts.invalid.{err.reason}")
-                    log.warning("alerts: skipping an invalid scored record: %s", err)
+                oks, errs = decode(with_where([event]), Scored, "alerts")
+                for err in errs:  # dead-lettered by the store agent: counted here
+                    counters.inc(f"rejected.alerts.{err.reason}")
+                    log.warning("alerts: skipping an invalid scored record: %s", err.detail)
+                if not oks:
                     continue
-                state = latest.get(rec.ticker)
-                before = dict(states[rec.ticker]) if state is None else state
-                latest[rec.ticker] = engine.observe(before, rec, utcnow())
-                changed.append((event, rec.ticker, latest[rec.ticker]))
+                rec = oks[0]
+                refs = batch.refs(rec.ticker, event)
+                batch.states[rec.ticker] = engine.observe(
+                    batch.state(rec.ticker), rec, utcnow(), refs
+                )
             # The router first: a crash before the table is written redelivers the batch.
             await pipeline.writes.call("alerts_router", _off_loop, engine.persist)
-            by_event = {id(event): (ticker, state) for event, ticker, state in changed}
-            for event in each(events):
-                if id(event) in by_event:
-                    ticker, state = by_event[id(event)]
-                    states[ticker] = state
+            batch.save(events)
             for alert in await pipeline.writes.call("alerts_flush", flush):
                 yield alert
 

@@ -22,16 +22,17 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from alerts.conditions import RouteConfig
 from alerts.evaluate import Evaluator
-from alerts.outbox import NO_CHANNEL, Outbox, Put, StateRow
+from alerts.outbox import NO_CHANNEL, Put, StateRow
 from alerts.router import SNAPSHOT_VERSION, Decision, Router
 from alerts.ruleset import RuleSet, ThresholdSpec, load_ruleset
 from infra.errors import ConfigError
 from streams.counters import Counters
 from streams.records import Alert, Scored
+from streams.windows import Refs
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,33 @@ def ruleset_from(path: Path | None, fallback: RuleSet) -> RuleSet:
     return load_ruleset(path) if path is not None else fallback
 
 
+class Notices(Protocol):
+    """Where the engine persists notifications and the router's state: the SQLite
+    `alerts.outbox.Outbox` in the worker, `alerts.dryrun.DryRunOutbox` in a replay."""
+
+    path: Path
+
+    def is_silenced(self, ticker: str, rule: str, now: datetime) -> bool:
+        """Whether a silence in force at ``now`` covers the group (ticker, rule)."""
+        ...
+
+    def router_state(self) -> list[tuple[str, str, str, str]]:
+        """Return the saved router state rows: (part, ticker, rule, JSON value)."""
+        ...
+
+    def commit(self, puts: Sequence[Put], state: Sequence[StateRow] = ()) -> list[bool]:
+        """Persist notifications and router state at once; say which puts were new."""
+        ...
+
+    def unpublished(self) -> list[tuple[str, Alert]]:
+        """Return (key, alert) of notifications not yet on the alerts topic."""
+        ...
+
+    def mark_published(self, keys: Sequence[str]) -> None:
+        """Note that these notifications are on the alerts topic."""
+        ...
+
+
 class AlertEngine:
     """Evaluate rules per document and route what is due into the outbox.
 
@@ -73,7 +101,7 @@ class AlertEngine:
     def __init__(
         self,
         ruleset: RuleSet,
-        outbox: Outbox,
+        outbox: Notices,
         channels: Sequence[str],
         legacy_state: Path | None = None,
         counters: Counters | None = None,
@@ -138,13 +166,19 @@ class AlertEngine:
             decision.reason,
         )
 
-    def observe(self, state: dict[str, Any], rec: Scored, now: datetime) -> dict[str, Any]:
+    def observe(
+        self, state: dict[str, Any], rec: Scored, now: datetime, refs: Refs | None = None
+    ) -> dict[str, Any]:
         """Evaluate one scored document against its ticker's state; return the new state.
 
         The router's change is in memory until `persist` (or `flush`) commits it: call that
         before the document is acknowledged, and before the new state is saved.
+
+        Args:
+            refs: the window engine's titles and doc ids (`streams.windows`); the
+                evaluator's own in-memory ones when None.
         """
-        new_state, conditions = self.evaluator.observe(state, rec)
+        new_state, conditions = self.evaluator.observe(state, rec, refs)
         with self._lock:
             for condition in conditions:
                 self.router.observe(condition, now)

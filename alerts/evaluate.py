@@ -225,10 +225,10 @@ def _spike(rule: NegativeSpikeSpec, ticker: str, window: Window, base: Baseline)
 
 def _event(rule: EventSpec, ticker: str, found: Events, likeliest: str) -> _Verdict:
     what = f"{rule.event} (8-K item {rule.item})" if rule.item else rule.event
-    active = found.count >= rule.min_docs
+    active = found.matches >= rule.min_docs
     if found.hits:
         text = (
-            f"{ticker}: {found.count} {what} document(s) with event probability at or above "
+            f"{ticker}: {found.matches} {what} document(s) with event probability at or above "
             f"{rule.probability:.2f} in the last {_span(rule)}, the likeliest {likeliest!r} "
             f"({found.hits[0].rank:.2f})."
         )

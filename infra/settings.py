@@ -64,7 +64,9 @@ class Settings(BaseSettings):
     store_batch: int = Field(500, ge=1, description="Most rows inserted in one ClickHouse insert.")
     body_max_chars: int = Field(20_000, ge=100, description="Document bodies are cut to this.")
     signal_window_s: int = Field(
-        86_400, ge=60, description="Length of the per-ticker window (event time)."
+        86_400,
+        ge=60,
+        description="Window of the default rule, used when no rules file is set (event time).",
     )
     alert_threshold: float = Field(
         -0.3, ge=-1, le=1, description="Alert when a ticker's window mean score falls to this."

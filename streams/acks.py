@@ -36,6 +36,7 @@ from faust.streams import _current_event  # Faust has no public setter
 from infra.retry import Backoff
 from streams.counters import Counters
 from streams.records import utcnow
+from streams.steps import Where
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,14 @@ def each(events: list[Any]) -> Iterator[Any]:
             yield event
     finally:
         _current_event.reset(token)
+
+
+def with_where(events: list[Any]) -> list[tuple[Any, Where]]:
+    """Pair each event's value with where it came from, for `streams.steps.decode`."""
+    return [
+        (e.value, Where(e.message.topic or "", e.message.partition, e.message.offset))
+        for e in events
+    ]
 
 
 @dataclass

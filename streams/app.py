@@ -14,7 +14,7 @@ from infra.web import foreign
 from streams.acks import Writes
 from streams.counters import Counters
 from streams.records import Rejected
-from streams.topics import ALERTS, DOCS_DLQ, DOCS_RAW, DOCS_SCORED, SIGNALS
+from streams.topics import ALERTS, DOCS_DLQ, DOCS_RAW, DOCS_SCORED
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,6 @@ class WorkerConfig:
     classify_within: float = 0.5
     store_batch: int = 500
     store_within: float = 0.5
-    signal_window_s: int = 86_400
     # Short group timeouts let a worker join in seconds, not the 30 s default.
     session_timeout_s: float = 10.0
     heartbeat_s: float = 2.0
@@ -45,7 +44,6 @@ class Topics:
 
     raw: Any
     scored: Any
-    signals: Any
     alerts: Any
     dlq: Any
 
@@ -112,7 +110,6 @@ def create_pipeline(config: WorkerConfig) -> Pipeline:
     topics = Topics(
         raw=topic(DOCS_RAW),
         scored=topic(DOCS_SCORED),
-        signals=topic(SIGNALS),
         alerts=topic(ALERTS),
         dlq=topic(DOCS_DLQ),
     )

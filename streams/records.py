@@ -115,7 +115,7 @@ class Scored(Record):
 
 
 class DocRef(Record):
-    """A document that contributed to a signal or an alert."""
+    """A document that contributed to an alert."""
 
     doc_id: str
     title: str
@@ -123,22 +123,6 @@ class DocRef(Record):
     source: str
     published_at: AwareDatetime
     score: float
-
-
-class Signal(Record):
-    """A ticker's window statistics after a new document, on signals (key: ticker)."""
-
-    ticker: str
-    window_start: AwareDatetime
-    window_end: AwareDatetime
-    documents: int
-    mean_score: float
-    negative_share: float
-    zscore: float | None = None
-    top_events: tuple[str, ...] = ()
-    worst: tuple[DocRef, ...] = ()
-    model_version: str = ""
-    emitted_at: AwareDatetime = Field(default_factory=utcnow)
 
 
 class Delivery(Record):

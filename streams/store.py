@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
 from infra.db import Warehouse
-from infra.errors import DecodeError
-from streams.acks import batches
+from streams.acks import batches, with_where
 from streams.app import Pipeline
 from streams.records import Alert, Document, Record, Rejected, Scored
+from streams.steps import dead_letters, decode
 
 log = logging.getLogger(__name__)
 
@@ -208,27 +208,10 @@ def _store_agent(
 
     async def store(stream: Any) -> AsyncIterator[int]:
         async for events in batches(stream, cfg.store_batch, cfg.store_within):
-            records: list[R] = []
-            rejects: list[Rejected] = []
-            for event in events:
-                try:
-                    records.append(record.parse(event.value))
-                except DecodeError as err:
-                    msg = event.message
-                    counters.inc(f"rejected.{stage}.{err.reason}")
-                    if name != "documents":
-                        # docs.raw rejects are dead-lettered once, by the classify agent.
-                        rejects.append(
-                            Rejected(
-                                reason=err.reason,
-                                detail=err.detail,
-                                stage=stage,
-                                payload=json.dumps(event.value, default=str)[:65_536],
-                                topic=msg.topic or "",
-                                partition=msg.partition,
-                                offset=msg.offset,
-                            )
-                        )
+            records, rejects = decode(with_where(events), record, stage)
+            for item in rejects:
+                counters.inc(f"rejected.{stage}.{item.reason}")
+            rejects = rejects if dead_letters(stage) else []
             # Retried until written; the batch is acknowledged only after (streams.acks).
             inserted = await pipeline.writes.call(stage, insert, records)
             if rejects:

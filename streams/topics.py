@@ -8,11 +8,10 @@ from __future__ import annotations
 
 DOCS_RAW = "docs.raw"
 DOCS_SCORED = "docs.scored"
-SIGNALS = "signals"
 ALERTS = "alerts"
 DOCS_DLQ = "docs.dlq"
 
-ALL_TOPICS: tuple[str, ...] = (DOCS_RAW, DOCS_SCORED, SIGNALS, ALERTS, DOCS_DLQ)
+ALL_TOPICS: tuple[str, ...] = (DOCS_RAW, DOCS_SCORED, ALERTS, DOCS_DLQ)
 
 
 def with_prefix(prefix: str, names: tuple[str, ...] = ALL_TOPICS) -> tuple[str, ...]:

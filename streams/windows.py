@@ -94,7 +94,7 @@ class Window(NamedTuple):
 class Events(NamedTuple):
     """What a probe found in a window."""
 
-    count: int
+    matches: int
     top: float
     hits: list[Entry]
 

@@ -1,4 +1,4 @@
-"""Compose and run the Faust worker: classify, store, signals and alerts agents."""
+"""Compose and run the Faust worker: classify, store and alerts agents."""
 
 from __future__ import annotations
 
@@ -28,13 +28,12 @@ from infra.redact import Redactor, dump_stacks
 from infra.redact import install as install_redaction
 from infra.settings import Settings
 from infra.topics import ensure_topics
-from models.registry import Runtime, load_classifier
-from streams import classify, signals, store
+from streams import classify, store
 from streams.app import Pipeline, create_pipeline
 from streams.records import utcnow
 from streams.topics import ALL_TOPICS, with_prefix
 from surveil.quant import server
-from surveil.runtime import alert_ruleset, open_warehouse, outbox_path, worker_config
+from surveil.runtime import alert_ruleset, load_model, open_warehouse, outbox_path, worker_config
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +41,11 @@ log = logging.getLogger(__name__)
 def build(settings: Settings) -> Pipeline:
     """Build the pipeline with every agent registered; opens (and owns) ClickHouse."""
     warehouse = open_warehouse(settings)
-    classifier = load_classifier(
-        settings.model,
-        Runtime(
-            device=settings.device,
-            threads=settings.threads,
-            precision=settings.precision,
-            max_batch=settings.classify_batch,
-        ),
-    )
+    classifier = load_model(settings)
     pipeline = create_pipeline(worker_config(settings))
     classify.register(pipeline, classifier)
     store.register(pipeline, store.Store(warehouse))
     server.register(pipeline, warehouse, settings)  # quants read while we own chDB
-    signals.register(pipeline)
     notifiers = _notifiers(settings)
     outbox_path(settings).parent.mkdir(parents=True, exist_ok=True)
     outbox = Outbox(

@@ -44,7 +44,7 @@ def _crashing_model(*_: Any) -> list[Any]:
 
 Warehouse.insert = _failing_insert  # type: ignore[method-assign]
 if os.environ.get("SURVEIL_TEST_CRASH_CLASSIFY") == "1":
-    classify.score_documents = _crashing_model  # type: ignore[assignment]
+    classify.score = _crashing_model  # type: ignore[assignment]
 
 if __name__ == "__main__":
     main()

@@ -10,7 +10,7 @@ from pathlib import Path
 from faust.streams import current_event
 
 from models.base import TextScore
-from streams import classify
+from streams import classify, steps
 from streams.acks import each
 from streams.app import WorkerConfig, create_pipeline
 from streams.records import Document, Rejected, Scored
@@ -106,7 +106,7 @@ def test_8k_items_name_the_event_of_a_filing() -> None:
         tickers=("NVDA",),
         meta={"form_type": "8-K", "items": ["5.02", "9.01"]},
     )
-    [record] = classify.score_documents(FixedModel(), [filing])
+    [record] = steps.score(FixedModel(), [filing])
     assert (record.event_type, record.event_prob) == ("officer_change", 1.0)
 
 
@@ -123,7 +123,7 @@ def test_the_linkers_relevance_wins_over_the_fallback() -> None:
         tickers=("NVDA", "AMD"),
         meta={"relevance": {"NVDA": 0.8}},
     )
-    records = classify.score_documents(FixedModel(), [doc])
+    records = steps.score(FixedModel(), [doc])
     assert [(r.ticker, r.relevance) for r in records] == [("NVDA", 0.8), ("AMD", 0.5)]
 
 

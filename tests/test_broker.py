@@ -11,10 +11,12 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType
 
+from alerts import agent
+from alerts.engine import AlertEngine, default_ruleset
+from alerts.outbox import Outbox
 from infra.broker import BrokerConfig, LocalKafka, free_port
 from infra.settings import Settings
 from infra.topics import ensure_topics
-from streams import signals
 from streams.app import create_pipeline
 from surveil.runtime import worker_config
 from surveil.worker import changelog_topics
@@ -94,15 +96,16 @@ def test_start_stop_restart_keeps_topics_and_messages(tmp_path: Path) -> None:
 
 
 def test_the_tables_changelogs_are_made_whole_before_the_worker_joins(
-    kafka: LocalKafka, make_settings: Callable[..., Settings]
+    kafka: LocalKafka, make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     # Faust creating them itself while joining raced the metadata: a changelog with no leader
     # yet counted 0 partitions, and the first table write failed with PartitionsMismatch.
     settings = make_settings(kafka_partitions=3)
     pipeline = create_pipeline(worker_config(settings))
-    signals.register(pipeline)
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    agent.register(pipeline, AlertEngine(default_ruleset(-0.3, 3, 3600.0), outbox, []))
     names = changelog_topics(pipeline)
-    assert names == [f"{settings.app_id}-ticker_windows-changelog"]
+    assert names == [f"{settings.app_id}-alert_rule_state-changelog"]
 
     created = ensure_topics(kafka.bootstrap, names, 3, configs={"cleanup.policy": "compact"})
     assert created == names

@@ -312,7 +312,7 @@ def test_a_reader_that_leaves_early_ends_the_query_quietly(tmp_path: Path) -> No
 @pytest.fixture(scope="module")
 def with_run(env: dict[str, str]) -> dict[str, str]:
     """The same state folder with a replay run "r1" holding two AAPL scores."""
-    from surveil.replay import open_run
+    from surveil.replay.runs import open_run
 
     settings = Settings(_env_file=None, state_dir=Path(env["SURVEIL_STATE_DIR"]))  # type: ignore[call-arg]
     warehouse = open_run(settings, "r1")

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from infra.settings import Settings
 from surveil.cli import cli
-from surveil.replay import open_run
+from surveil.replay.runs import open_run
 
 T0 = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
 COLUMNS = [

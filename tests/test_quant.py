@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from alerts.dryrun import DRY_RUN
 from infra.broker import LocalKafka, free_port
 from infra.db import MIGRATIONS_DIR
 from infra.errors import ConfigError
@@ -22,14 +23,16 @@ from ingest.base import collect
 from ingest.producer import DocumentProducer
 from ingest.rss import RssSource
 from models.lexicon import LexiconClassifier
-from streams.classify import score_documents
 from streams.records import Document
+from streams.steps import score
 from streams.store import SCORE_COLUMNS
 from surveil.cli import cli
 from surveil.demo import processed
 from surveil.quant.series import sentiment
 from surveil.quant.times import parse_freq
-from surveil.replay import DRY_RUN, diff_runs, list_runs, open_run, replay
+from surveil.replay.diff import diff_runs
+from surveil.replay.run import replay
+from surveil.replay.runs import list_runs, open_run
 from surveil.runtime import WorkerProcess, open_warehouse, settings_env
 from surveil.webhook import WebhookReceiver
 
@@ -97,7 +100,7 @@ def live(
 def expected_rollup(docs: list[Document]) -> dict[str, tuple[int, float]]:
     """Per ticker: the documents and score sum one delivery must give (scored here)."""
     totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
-    for rec in score_documents(LexiconClassifier(), docs):
+    for rec in score(LexiconClassifier(), docs):
         totals[rec.ticker][0] += 1
         totals[rec.ticker][1] += rec.score
     return {t: (int(n), s) for t, (n, s) in totals.items()}

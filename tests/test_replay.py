@@ -18,7 +18,8 @@ from ingest.producer import DocumentProducer
 from streams.records import Document
 from streams.topics import DOCS_RAW
 from surveil.cli import cli
-from surveil.replay import list_runs, open_run, replay
+from surveil.replay.run import replay
+from surveil.replay.runs import list_runs, open_run
 from surveil.runtime import settings_env
 
 T0 = datetime(2026, 3, 2, 11, 0, tzinfo=UTC)

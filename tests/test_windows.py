@@ -96,7 +96,7 @@ def test_in_time_order_a_window_holds_what_its_documents_say(
     assert [(d.title, d.url) for d in refs_of] == [(r.title, r.url) for r in worst[:EVIDENCE]]
     hits = [r for r in held if r.event_type == "bankruptcy" and r.event_prob >= 0.5]
     found = windows.events(state, window_s, Probe("bankruptcy", 0.5))
-    assert found.count == len(hits)
+    assert found.matches == len(hits)
     typed = [r.event_prob for r in held if r.event_type == "bankruptcy"]
     assert found.top == max(typed, default=0.0)
     assert json.loads(json.dumps(state)) == state

@@ -116,7 +116,7 @@ def connect(settings: Settings | None = None, *, run: str | None = None) -> Quan
 
 def _run_quant(settings: Settings, run: str, limits: QueryLimits) -> Quant:
     """Open a replay run's database read-only."""
-    from surveil.replay import run_database, runs_dsn  # noqa: PLC0415
+    from surveil.replay.runs import run_database, runs_dsn  # noqa: PLC0415
 
     database = run_database(settings, run)
     reader = ReadOnlyReader(runs_dsn(settings), database, limits)
