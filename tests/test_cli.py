@@ -12,12 +12,14 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 from kafka import KafkaConsumer, KafkaProducer
 
 from infra.broker import LocalKafka, free_port
-from surveil.cli import cli
+from models.train import TrainConfig
+from surveil.cli import COMMANDS, cli
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -235,4 +237,49 @@ def test_a_second_worker_on_a_state_folder_names_the_first(
     assert done.stderr.splitlines()[-1] == (
         f"error: a worker, pid {first.pid}, already runs on {state.resolve()}: stop it first, "
         "or give this one its own --state-dir (SURVEIL_STATE_DIR)"
+    )
+
+
+# --- the command line's structure ------------------------------------------------------
+
+
+def test_help_lists_every_command_without_importing_any() -> None:
+    probe = (
+        "import sys; from click.testing import CliRunner; from surveil.cli import cli; "
+        "out = CliRunner().invoke(cli, ['--help'], terminal_width=200).output; "
+        "print(sorted(m for m in ('pandas', 'torch', 'matplotlib', 'faust', 'surveil.cli.query') "
+        "if m in sys.modules)); print(out)"
+    )
+    done = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    imported, _, listing = done.stdout.partition("\n")
+    assert imported == "[]"
+    for name, (_, short_help) in COMMANDS.items():
+        assert f"  {name} " in listing and short_help in listing, name
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_each_command_says_the_short_help_the_root_lists(name: str) -> None:
+    command = cli.get_command(click.Context(cli), name)
+    assert command is not None and command.name == name
+    assert command.get_short_help_str(limit=1000) == COMMANDS[name][1]
+
+
+def test_train_takes_its_defaults_from_train_config() -> None:
+    command = cli.get_command(click.Context(cli), "train")
+    assert command is not None
+    params = {p.name: p for p in command.params}
+    for name in ("epochs", "batch_size", "max_length", "patience", "seed", "head_lr", "lora"):
+        assert params[name].default == getattr(TrainConfig, name), name
+    assert params["class_weighting"].default is TrainConfig.class_weighting
+
+
+def test_a_surveil_error_of_a_command_is_one_line_and_exit_1() -> None:
+    result = CliRunner().invoke(
+        cli, ["eval", "--model", "lexicon", "--data", __file__, "--task", "event"]
+    )
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "error: --model lexicon scores sentiment only: it has no event head\n",
     )

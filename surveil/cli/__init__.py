@@ -15,7 +15,7 @@ import click
 from surveil.cli.base import Group, SettingsContext, env_option
 
 # name -> ("module:attribute", the short help `surveil --help` shows without importing it);
-# tests/test_cli_help.py checks that each short help is the command's own.
+# tests/test_cli.py checks that each short help is the command's own.
 COMMANDS = {
     "alerts": (
         "surveil.cli.alerts:alerts_group",
