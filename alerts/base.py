@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from datetime import datetime
 from typing import Protocol
 
-from streams.records import Alert, Delivery
+from infra.errors import DeliveryError
+from streams.records import Alert, Delivery, utcnow
 
 # The channels a worker can build a notifier for (surveil.worker._notifiers): a rule naming
 # any other would never be delivered, so the rules file refuses it.
@@ -17,5 +20,26 @@ class Notifier(Protocol):
     name: str
 
     def send(self, alert: Alert) -> Delivery:
-        """Deliver the alert once; never raise for a delivery failure, report it."""
+        """Deliver the alert once; report a failure as `failed` does, never raise for one."""
         ...
+
+
+def failed(error: DeliveryError, at: datetime | None = None) -> Delivery:
+    """Report a delivery that failed: the outbox stores it and tries again later.
+
+    The detail says how long the receiver asked to wait, if it did.
+
+    Args:
+        at: when it failed; now by default.
+    """
+    detail = error.detail
+    if error.retry_after is not None:
+        detail = f"retry after {math.ceil(error.retry_after)}s: {detail}"
+    return Delivery(
+        channel=error.channel,
+        ok=False,
+        status=error.status,
+        detail=detail,
+        retry_after=error.retry_after,
+        at=at or utcnow(),
+    )

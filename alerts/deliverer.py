@@ -13,9 +13,9 @@ import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from alerts.base import Notifier
+from alerts.base import Notifier, failed
 from alerts.outbox import Outbox, Pending
-from infra.errors import ConfigError
+from infra.errors import ConfigError, DeliveryError
 from streams.counters import Counters
 from streams.records import Delivery, utcnow
 
@@ -116,13 +116,13 @@ class Deliverer:
     def _send(self, pending: Pending, now: datetime) -> Delivery:
         notifier = self._notifiers.get(pending.channel)
         if notifier is None:
-            return Delivery(channel=pending.channel, ok=False, detail="no notifier", at=now)
+            return failed(DeliveryError("no notifier", channel=pending.channel), now)
         try:
             return notifier.send(pending.alert)
         except Exception as exc:  # a notifier must not raise; one that does costs an attempt
             log.exception("notifier %s raised on %s", pending.channel, pending.key)
             detail = f"{type(exc).__name__}: {exc}"[:500]
-            return Delivery(channel=pending.channel, ok=False, detail=detail, at=now)
+            return failed(DeliveryError(detail, channel=pending.channel), now)
 
     def start(self) -> None:
         """Run `run_once` in a daemon thread every ``interval`` seconds until `stop`."""

@@ -6,12 +6,16 @@ import html
 import logging
 import smtplib
 from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate
 from ssl import SSLContext, create_default_context
+from typing import ClassVar
 
+from alerts.base import failed
 from alerts.format import doc_line, headline, latency, numbers, one_line, stamp, web_url
+from infra.errors import DeliveryError
 from streams.records import Alert, Delivery, utcnow
 
 log = logging.getLogger(__name__)
@@ -111,6 +115,7 @@ def build(
     return msg
 
 
+@dataclass
 class SmtpNotifier:
     """Send alerts by email over SMTP.
 
@@ -120,84 +125,89 @@ class SmtpNotifier:
         sender: the From address.
         recipients: the To addresses.
         username: the login, when the server asks for one (needs starttls or ssl).
-        password: the password (a secret).
+        password: the password (a secret, never shown).
         starttls: upgrade the connection with STARTTLS before anything else.
         ssl: speak TLS from the start (SMTPS).
         timeout: seconds before a connection or a command times out.
         tls_context: certificates and checks for TLS; the system's defaults when None.
+
+    Raises:
+        ValueError: both starttls and ssl, credentials without either, or no recipients.
     """
 
-    name = "email"
+    name: ClassVar[str] = "email"
+    host: str
+    port: int
+    sender: str
+    recipients: Sequence[str]
+    _: KW_ONLY
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    starttls: bool = False
+    ssl: bool = False
+    timeout: float = 10.0
+    tls_context: SSLContext | None = field(default=None, repr=False)
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        sender: str,
-        recipients: Sequence[str],
-        *,
-        username: str | None = None,
-        password: str | None = None,
-        starttls: bool = False,
-        ssl: bool = False,
-        timeout: float = 10.0,
-        tls_context: SSLContext | None = None,
-    ) -> None:
-        if starttls and ssl:
+    def __post_init__(self) -> None:
+        if self.starttls and self.ssl:
             msg = "choose starttls or ssl, not both"
             raise ValueError(msg)
-        if username is not None and not (starttls or ssl):
+        if self.username is not None and not (self.starttls or self.ssl):
             msg = "SMTP credentials need starttls=True or ssl=True; they would travel in clear"
             raise ValueError(msg)
-        if not recipients:
+        if not self.recipients:
             msg = "no recipients"
             raise ValueError(msg)
-        self._host = host
-        self._port = port
-        self._sender = sender
-        self._recipients = list(recipients)
-        self._username = username
-        self._password = password
-        self._starttls = starttls
-        self._ssl = ssl
-        self._timeout = timeout
-        self._context = tls_context
-
-    def __repr__(self) -> str:
-        return f"SmtpNotifier({self._host!r}, {self._port}, recipients={self._recipients!r})"
+        self.recipients = list(self.recipients)
 
     def send(self, alert: Alert) -> Delivery:
         """Send the alert once; report the server's refusal or the connection error."""
-        message = build(alert, self._sender, self._recipients)
         try:
-            refused = self._submit(message)
-        except smtplib.SMTPResponseException as exc:
-            return self._failed(exc.smtp_code, f"{type(exc).__name__}: {_text(exc.smtp_error)}")
-        except smtplib.SMTPRecipientsRefused as exc:
-            return self._failed(None, f"all recipients refused: {_refusals(exc.recipients)}")
-        except (smtplib.SMTPException, OSError) as exc:
-            # OSError covers refused connections, timeouts and TLS failures (ssl.SSLError).
-            return self._failed(None, f"{type(exc).__name__}: {exc}")
+            refused = self._submit(build(alert, self.sender, self.recipients))
+        except DeliveryError as exc:
+            log.warning("email delivery to %s:%d failed: %s", self.host, self.port, exc.detail)
+            return failed(exc)
         detail = f"refused: {_refusals(refused)}" if refused else ""
         return Delivery(channel=self.name, ok=True, status=250, detail=detail)
 
     def _submit(self, message: EmailMessage) -> dict[str, tuple[int, bytes]]:
-        context = self._context or create_default_context()
+        """Hand the message to the server; return the recipients it refused.
+
+        Raises:
+            DeliveryError: the server refused the message or every recipient (permanent on
+                a 5xx reply), or could not be reached.
+        """
+        try:
+            return self._converse(message)
+        except smtplib.SMTPResponseException as exc:
+            detail = f"{type(exc).__name__}: {_text(exc.smtp_error)}"
+            raise _error(detail, exc.smtp_code, permanent=exc.smtp_code >= 500) from exc
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            detail = f"all recipients refused: {_refusals(exc.recipients)}"
+            raise _error(detail, None, permanent=min(codes, default=500) >= 500) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            # OSError covers refused connections, timeouts and TLS failures (ssl.SSLError).
+            detail = f"{type(exc).__name__}: {exc}"
+            raise _error(detail, None, permanent=False) from exc
+
+    def _converse(self, message: EmailMessage) -> dict[str, tuple[int, bytes]]:
+        context = self.tls_context or create_default_context()
         client = (
-            smtplib.SMTP_SSL(self._host, self._port, timeout=self._timeout, context=context)
-            if self._ssl
-            else smtplib.SMTP(self._host, self._port, timeout=self._timeout)
+            smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+            if self.ssl
+            else smtplib.SMTP(self.host, self.port, timeout=self.timeout)
         )
         with client:
-            if self._starttls:
+            if self.starttls:
                 client.starttls(context=context)
-            if self._username is not None:
-                client.login(self._username, self._password or "")
-            return client.send_message(message, self._sender, self._recipients)
+            if self.username is not None:
+                client.login(self.username, self.password or "")
+            return client.send_message(message, self.sender, self.recipients)
 
-    def _failed(self, status: int | None, detail: str) -> Delivery:
-        log.warning("email delivery to %s:%d failed: %s", self._host, self._port, detail)
-        return Delivery(channel=self.name, ok=False, status=status, detail=detail[:300])
+
+def _error(detail: str, status: int | None, *, permanent: bool) -> DeliveryError:
+    return DeliveryError(detail[:300], channel="email", status=status, permanent=permanent)
 
 
 def _text(reply: bytes | str) -> str:

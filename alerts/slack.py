@@ -20,15 +20,17 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
 
+from alerts.base import failed
 from alerts.format import doc_line, headline, latency, numbers, one_line, stamp, web_url
+from infra.errors import DeliveryError
+from infra.retry import Backoff, retry_after_seconds
 from streams.records import Alert, Delivery, DocRef, utcnow
 
 log = logging.getLogger(__name__)
@@ -196,196 +198,148 @@ def message(alert: Alert, *, now: datetime | None = None, top: int = 10) -> dict
     return {"text": fallback(alert, now), "mrkdwn": False, "blocks": blocks}
 
 
-@dataclass(frozen=True)
-class _Reply:
-    """One attempt's outcome, whatever the transport."""
-
-    ok: bool
-    status: int | None
-    detail: str = ""
-    retriable: bool = False
-    retry_after: float | None = None
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("retry-after")  # httpx headers ignore case; the SDK's are lowered
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - utcnow()).total_seconds())
-    except (TypeError, ValueError):
-        return None
-
-
-def _deliver(
-    channel: str, attempt: Callable[[], _Reply], retries: int, backoff: float, max_wait: float
-) -> Delivery:
-    """Run attempts until one succeeds, fails for good, or the retries run out."""
-    tries = 1 + max(0, retries)
-    for number in range(1, tries + 1):
-        reply = attempt()
-        if reply.ok:
-            return Delivery(channel=channel, ok=True, status=reply.status, detail=reply.detail)
-        log.warning(
-            "%s delivery attempt %d failed: %s %s", channel, number, reply.status, reply.detail
-        )
-        wait = backoff * 2 ** (number - 1) if reply.retry_after is None else reply.retry_after
-        if not reply.retriable or number == tries or wait > max_wait:
-            break
-        time.sleep(wait)
-    detail = reply.detail
-    if reply.retry_after is not None:
-        detail = f"retry after {math.ceil(reply.retry_after)}s: {detail}"
-    return Delivery(
-        channel=channel,
-        ok=False,
-        status=reply.status,
-        detail=detail,
-        retry_after=reply.retry_after,
-    )
-
-
-class SlackWebhook:
-    """Post alerts to a Slack incoming webhook.
+@dataclass(kw_only=True)
+class _Poster:
+    """What both ways of posting share: the timeout, and retrying within one delivery.
 
     Args:
-        url: the webhook URL (a secret).
         timeout: seconds before one post times out.
         retries: posts after the first on 429, 5xx or a transport error; 0 leaves retrying
             to the caller (an outbox).
-        backoff: first wait between posts in seconds, doubled each time; a Retry-After
-            header takes its place.
+        backoff: the first wait's ceiling in seconds, doubled each time (full jitter); a
+            Retry-After is a floor.
         max_wait: longest wait between posts; a longer Retry-After ends the delivery.
     """
 
-    name = "slack"
+    name: ClassVar[str] = "slack"
+    timeout: float = 10.0
+    retries: int = 0
+    backoff: float = 0.5
+    max_wait: float = 30.0
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        timeout: float = 10.0,
-        retries: int = 0,
-        backoff: float = 0.5,
-        max_wait: float = 30.0,
-    ) -> None:
-        self._url = url
-        self._timeout = timeout
-        self._retries = retries
-        self._backoff = backoff
-        self._max_wait = max_wait
+    def __post_init__(self) -> None:
+        self._policy = Backoff(self.backoff, self.max_wait)  # the one retry policy
 
-    def __repr__(self) -> str:
-        return f"SlackWebhook(retries={self._retries})"  # the URL is a secret
+    def _deliver(self, attempt: Callable[[], Delivery]) -> Delivery:
+        """Run attempts until one succeeds, fails for good, or the retries run out."""
+        tries = 1 + max(0, self.retries)
+        for number in range(1, tries + 1):
+            try:
+                return attempt()
+            except DeliveryError as exc:
+                error = exc
+            log.warning(
+                "slack delivery attempt %d failed: %s %s", number, error.status, error.detail
+            )
+            wait = self._policy.delay(number, error.retry_after)
+            if error.permanent or number == tries or wait > self.max_wait:
+                break
+            time.sleep(wait)
+        return failed(error)
+
+
+def _transport_error(exc: Exception) -> DeliveryError:
+    return DeliveryError(f"{type(exc).__name__}: {exc}", channel="slack")
+
+
+def _refused(
+    status: int, detail: str, headers: Mapping[str, str], *, retriable: bool = False
+) -> DeliveryError:
+    """A refusal: worth retrying on 429 and 5xx, after the Retry-After the headers carry."""
+    return DeliveryError(
+        detail,
+        channel="slack",
+        status=status,
+        permanent=not (retriable or status in _RETRIABLE),
+        # httpx headers ignore case; the SDK's are lowered
+        retry_after=retry_after_seconds(headers.get("retry-after"), utcnow()),
+    )
+
+
+@dataclass
+class SlackWebhook(_Poster):
+    """Post alerts to a Slack incoming webhook.
+
+    Args:
+        url: the webhook URL (a secret, never shown).
+    """
+
+    url: str = field(repr=False)
 
     def send(self, alert: Alert) -> Delivery:
         """Post the alert; report the last attempt's outcome."""
         payload = message(alert)
 
-        def attempt() -> _Reply:
+        def attempt() -> Delivery:
             try:
-                response = httpx.post(self._url, json=payload, timeout=self._timeout)
+                response = httpx.post(self.url, json=payload, timeout=self.timeout)
             except httpx.HTTPError as exc:
-                return _Reply(False, None, f"{type(exc).__name__}: {exc}", retriable=True)
-            status = response.status_code
-            if response.is_success:
-                return _Reply(True, status)
-            return _Reply(
-                False,
-                status,
-                response.text[:200],
-                retriable=status in _RETRIABLE,
-                retry_after=_retry_after(response.headers),
-            )
+                raise _transport_error(exc) from exc
+            if not response.is_success:
+                raise _refused(response.status_code, response.text[:200], response.headers)
+            return Delivery(channel=self.name, ok=True, status=response.status_code)
 
-        return _deliver(self.name, attempt, self._retries, self._backoff, self._max_wait)
+        return self._deliver(attempt)
 
 
-class SlackBot:
+@dataclass
+class SlackBot(_Poster):
     """Post alerts with a bot token to chat.postMessage (slack_sdk when installed, else httpx).
 
     Args:
-        token: the bot token, xoxb-... (a secret).
+        token: the bot token, xoxb-... (a secret, never shown).
         channel: the channel id or name to post to.
         base_url: the Web API root, replaced in tests.
-        timeout: seconds before one call times out.
-        retries: calls after the first on 429, 5xx or a transport error.
-        backoff: first wait between calls in seconds, doubled; Retry-After takes its place.
-        max_wait: longest wait between calls; a longer Retry-After ends the delivery.
     """
 
-    name = "slack"
+    token: str = field(repr=False)
+    channel: str
+    base_url: str = field(default="https://slack.com/api", kw_only=True)
 
-    def __init__(
-        self,
-        token: str,
-        channel: str,
-        *,
-        base_url: str = "https://slack.com/api",
-        timeout: float = 10.0,
-        retries: int = 0,
-        backoff: float = 0.5,
-        max_wait: float = 30.0,
-    ) -> None:
-        self._token = token
-        self._channel = channel
-        self._base_url = base_url.rstrip("/")
-        self._timeout = timeout
-        self._retries = retries
-        self._backoff = backoff
-        self._max_wait = max_wait
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.base_url = self.base_url.rstrip("/")
         try:
             self._sdk: Any = importlib.import_module("slack_sdk")
         except ImportError:
             self._sdk = None
 
-    def __repr__(self) -> str:
-        return f"SlackBot(channel={self._channel!r}, retries={self._retries})"
-
     def send(self, alert: Alert) -> Delivery:
         """Post the alert; a reply of ``{"ok": false}`` is a failure with Slack's error."""
         payload = {
-            "channel": self._channel,
+            "channel": self.channel,
             **message(alert),
             "unfurl_links": False,
             "unfurl_media": False,
         }
         post = self._post_sdk if self._sdk is not None else self._post_httpx
+        return self._deliver(lambda: post(payload))
 
-        def attempt() -> _Reply:
-            return post(payload)
-
-        return _deliver(self.name, attempt, self._retries, self._backoff, self._max_wait)
-
-    def _post_httpx(self, payload: dict[str, Any]) -> _Reply:
+    def _post_httpx(self, payload: dict[str, Any]) -> Delivery:
         try:
             response = httpx.post(
-                f"{self._base_url}/chat.postMessage",
+                f"{self.base_url}/chat.postMessage",
                 json=payload,
-                headers={"Authorization": f"Bearer {self._token}"},
-                timeout=self._timeout,
+                headers={"Authorization": f"Bearer {self.token}"},
+                timeout=self.timeout,
             )
         except httpx.HTTPError as exc:
-            return _Reply(False, None, f"{type(exc).__name__}: {exc}", retriable=True)
+            raise _transport_error(exc) from exc
         try:
             data = response.json()
         except ValueError:
             data = None
         if not isinstance(data, dict):
             data = {"ok": False, "error": response.text[:200]}
-        return _reply(response.status_code, data, response.headers)
+        return _answer(response.status_code, data, response.headers)
 
-    def _post_sdk(self, payload: dict[str, Any]) -> _Reply:
+    def _post_sdk(self, payload: dict[str, Any]) -> Delivery:
         errors = importlib.import_module("slack_sdk.errors")
         # retry_handlers=[]: retrying is this class's business, with the same policy.
         client = self._sdk.WebClient(
-            token=self._token,
-            base_url=f"{self._base_url}/",
-            timeout=math.ceil(self._timeout),
+            token=self.token,
+            base_url=f"{self.base_url}/",
+            timeout=math.ceil(self.timeout),
             retry_handlers=[],
         )
         try:
@@ -393,21 +347,19 @@ class SlackBot:
         except errors.SlackApiError as exc:
             response = exc.response
         except (errors.SlackClientError, OSError) as exc:
-            return _Reply(False, None, f"{type(exc).__name__}: {exc}", retriable=True)
+            raise _transport_error(exc) from exc
         data = response.data if isinstance(response.data, dict) else {"ok": False}
         headers = {str(k).lower(): str(v) for k, v in dict(response.headers).items()}
-        return _reply(int(response.status_code), data, headers)
+        return _answer(int(response.status_code), data, headers)
 
 
-def _reply(status: int, data: Mapping[str, Any], headers: Mapping[str, str]) -> _Reply:
-    """Read a chat.postMessage answer: HTTP status, then Slack's own ``ok`` and ``error``."""
+def _answer(status: int, data: Mapping[str, Any], headers: Mapping[str, str]) -> Delivery:
+    """Read a chat.postMessage answer: HTTP status, then Slack's own ``ok`` and ``error``.
+
+    Raises:
+        DeliveryError: Slack refused the message.
+    """
     if 200 <= status < 300 and data.get("ok") is True:
-        return _Reply(True, status, f"ts={data.get('ts', '')}")
+        return Delivery(channel="slack", ok=True, status=status, detail=f"ts={data.get('ts', '')}")
     error = str(data.get("error") or f"http {status}")
-    return _Reply(
-        False,
-        status,
-        error,
-        retriable=status in _RETRIABLE or error == "ratelimited",
-        retry_after=_retry_after(headers),
-    )
+    raise _refused(status, error, headers, retriable=error == "ratelimited")

@@ -108,6 +108,7 @@ class DeliveryError(SurveilError):
         channel: the notifier's channel, e.g. ``slack``; empty when unknown.
         permanent: no retry will help (a 4xx other than 408 and 429, a refused address).
         retry_after: the wait in seconds the other side asked for, if it did.
+        status: the receiver's status code (HTTP, SMTP), if it answered.
     """
 
     def __init__(
@@ -117,9 +118,11 @@ class DeliveryError(SurveilError):
         channel: str = "",
         permanent: bool = False,
         retry_after: float | None = None,
+        status: int | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.channel = channel
         self.permanent = permanent
         self.retry_after = retry_after
+        self.status = status
