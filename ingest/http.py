@@ -1,8 +1,9 @@
 """Fetching over HTTP and from files, politely.
 
 `Fetcher` is what the ingest scheduler uses for every source: one connection pool, a
-per-host rate limit, conditional GET, retries with backoff, a size cap and SEC's
-User-Agent rule. `read_location` is the plain one-shot fetch for ad-hoc use.
+per-host rate limit (`ingest.ratelimit`), conditional GET, retries with backoff, a size cap
+and SEC's User-Agent rule (`ingest.sec.require_contact`); files are read by `ingest.files`.
+`read_location` is the plain one-shot fetch for ad-hoc use.
 
 Validators (ETag, Last-Modified) and delivery
 ---------------------------------------------
@@ -17,31 +18,25 @@ from __future__ import annotations
 
 import logging
 import random
-import re
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from types import TracebackType
 from typing import Protocol
-from urllib.parse import unquote, urlsplit
 
 import httpx
 
 from infra.errors import ConfigError, SourceError
 from infra.retry import Backoff, retry_after_seconds
+from ingest.files import MAX_RESPONSE_BYTES, read_file
+from ingest.ratelimit import HostRateLimiter
+from ingest.sec import require_contact
 
 log = logging.getLogger(__name__)
 
-MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 MAX_REDIRECTS = 10
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-SEC_ACCESS_URL = "https://www.sec.gov/os/accessing-edgar-data"
-
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-_CONTACT = re.compile(r"[^@\s()<>]+@[^@\s()<>]+\.[A-Za-z]{2,}|https?://[^\s()<>]+\.[^\s()<>]+")
 
 
 class ValidatorStore(Protocol):
@@ -85,53 +80,6 @@ class Fetched:
     attempts: int = 1
     waited: float = 0.0
     final_url: str | None = None
-
-
-class HostRateLimiter:
-    """Space the requests to each host at least ``1 / rate`` seconds apart (thread-safe).
-
-    A minimum interval rather than a token bucket: a bucket allows bursts, and SEC counts
-    requests per second, so a burst after an idle spell could break its 10/s limit.
-
-    Args:
-        rates: requests per second per host name; hosts not listed get ``default_rate``.
-        default_rate: requests per second for other hosts.
-        clock: monotonic seconds.
-        sleep: blocks for the given seconds.
-    """
-
-    def __init__(
-        self,
-        rates: Mapping[str, float],
-        default_rate: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        for host, rate in {**rates, "default": default_rate}.items():
-            if rate <= 0:
-                msg = f"rate limit of {host} must be above 0 requests/s, got {rate}"
-                raise ConfigError(msg)
-        self._intervals = {host.lower(): 1.0 / rate for host, rate in rates.items()}
-        self._default_interval = 1.0 / default_rate
-        self._clock = clock
-        self._sleep = sleep
-        self._next: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def acquire(self, host: str) -> float:
-        """Wait for the next free slot of ``host``; return the seconds waited."""
-        host = host.lower()
-        with self._lock:
-            now = self._clock()
-            slot = max(now, self._next.get(host, now))
-            self._next[host] = slot + self._intervals.get(host, self._default_interval)
-        # The slot is reserved under the lock and slept on outside it, so threads bound
-        # for other hosts are never held up by this one.
-        delay = slot - now
-        if delay > 0:
-            self._sleep(delay)
-        return max(delay, 0.0)
 
 
 class _Retryable(Exception):
@@ -397,21 +345,6 @@ def status_reason(status: int) -> str:
     return "not_found" if status in (404, 410) else "http_status"
 
 
-def require_contact(host: str, user_agent: str) -> None:
-    """Check that a request to an SEC host carries a User-Agent naming a contact.
-
-    Raises:
-        ConfigError: ``host`` is an SEC host and ``user_agent`` has no e-mail or URL.
-    """
-    host = host.lower()
-    if (host == "sec.gov" or host.endswith(".sec.gov")) and not _CONTACT.search(user_agent):
-        msg = (
-            f"{host}: SEC asks for a User-Agent naming a contact (an e-mail address), "
-            f"e.g. 'surveil admin@example.com'; got {user_agent!r}; see {SEC_ACCESS_URL}"
-        )
-        raise ConfigError(msg)
-
-
 def read_body(response: httpx.Response, url: str, max_bytes: int) -> bytes:
     """Read a streamed response, failing as soon as it exceeds ``max_bytes``.
 
@@ -431,49 +364,6 @@ def read_body(response: httpx.Response, url: str, max_bytes: int) -> bytes:
             raise SourceError(msg, reason="too_large")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def file_path(location: str) -> Path:
-    """Return the path of a file:// URL or a plain path.
-
-    Raises:
-        SourceError: ``location`` is a URL of another scheme, or a remote file:// URL.
-    """
-    scheme = _SCHEME.match(location)
-    if scheme is None:
-        return Path(location)
-    if scheme.group(1).lower() != "file":
-        msg = f"{location}: unsupported URL scheme {scheme.group(1)!r}"
-        raise SourceError(msg, reason="bad_url")
-    parts = urlsplit(location)
-    if parts.netloc not in ("", "localhost"):
-        msg = f"{location}: file:// URLs must name a local file"
-        raise SourceError(msg, reason="bad_url")
-    return Path(unquote(parts.path))
-
-
-def read_file(location: str, max_bytes: int = MAX_RESPONSE_BYTES) -> bytes:
-    """Return the bytes of a file named by a path or a file:// URL.
-
-    Raises:
-        SourceError: the file cannot be read or is larger than ``max_bytes``.
-    """
-    path = file_path(location)
-    try:
-        if path.stat().st_size > max_bytes:
-            msg = f"{path}: file larger than {max_bytes} bytes"
-            raise SourceError(msg, reason="too_large")
-        with path.open("rb") as handle:
-            # Bounded even if the file grew since stat().
-            data = handle.read(max_bytes + 1)
-    except OSError as exc:
-        reason = "not_found" if isinstance(exc, FileNotFoundError) else "unreadable"
-        msg = f"{path}: {exc.strerror or exc}"
-        raise SourceError(msg, reason=reason) from exc
-    if len(data) > max_bytes:
-        msg = f"{path}: file larger than {max_bytes} bytes"
-        raise SourceError(msg, reason="too_large")
-    return data
 
 
 def read_location(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-import ingest.http
+import surveil.cli.ingest
 from surveil.cli import cli
 
 STOCKTWITS = "fixtures/social/stocktwits_streams_symbol_AAPL_2020-04-24.json"
@@ -35,7 +35,7 @@ def test_a_file_over_the_cap_is_refused_before_it_is_read(
     with big.open("wb") as handle:
         handle.truncate(20 * 1024 * 1024)  # sparse: 20 MiB on paper, nothing on disk
     reads: list[str] = []
-    monkeypatch.setattr(ingest.http, "read_file", lambda *a, **k: reads.append(a[0]) or b"")
+    monkeypatch.setattr(surveil.cli.ingest, "read_file", lambda *a, **k: reads.append(a[0]) or b"")
     result = run("--kind", "rss", str(big))
     assert (result.exit_code, result.stdout, reads) == (1, "", [])
     assert f"{20 * 1024 * 1024} bytes, over the {CAP}-byte cap" in said(result)

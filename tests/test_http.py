@@ -16,7 +16,8 @@ import pytest
 
 from infra.errors import ConfigError, SourceError
 from infra.retry import retry_after_seconds
-from ingest.http import Fetcher, HostRateLimiter
+from ingest.http import Fetcher
+from ingest.ratelimit import HostRateLimiter
 from ingest.state import IngestState
 
 UA = "surveil-test admin@example.com"

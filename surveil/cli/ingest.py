@@ -15,7 +15,7 @@ from infra.errors import SourceError
 from infra.settings import Settings
 from ingest.base import Batch, collect, split
 from ingest.config import KINDS, SourcesError, load_specs, make_source
-from ingest.http import read_file
+from ingest.files import read_file
 from ingest.producer import DocumentProducer
 from ingest.rss import RssSource
 from ingest.runner import RunResult
