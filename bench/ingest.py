@@ -28,7 +28,8 @@ import feedparser
 from infra.settings import Settings
 from ingest.base import split
 from ingest.config import make_source
-from ingest.tickers import Linker, Universe
+from ingest.tickers import Linker
+from ingest.universe import Universe
 from streams.records import utcnow
 
 FILES: dict[str, list[str]] = {

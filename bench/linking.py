@@ -32,7 +32,8 @@ import feedparser
 import yaml
 
 from ingest.text import find_tickers
-from ingest.tickers import Linker, Universe
+from ingest.tickers import Linker
+from ingest.universe import Universe
 from streams.records import Document, stable_id
 
 ROOT = Path(__file__).resolve().parents[1]

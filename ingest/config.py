@@ -21,7 +21,7 @@ from infra.errors import ConfigError
 from infra.yamlnodes import Fields, FileProblems, NodeReader, compose_file, hint
 from ingest.base import Source
 from ingest.text import is_symbol
-from ingest.tickers import canonical_variant
+from ingest.universe import canonical_variant
 
 # kind -> (module, class): imported on use, so a parser's dependencies load only when needed.
 KINDS: Mapping[str, tuple[str, str]] = {

@@ -22,7 +22,8 @@ from ingest.producer import DocumentProducer, TopicReader
 from ingest.runner import Checkpoint, Ingestor, RunResult
 from ingest.scheduler import IngestScheduler
 from ingest.state import IngestState
-from ingest.tickers import Linker, Universe
+from ingest.tickers import Linker
+from ingest.universe import Universe
 from streams.topics import ALL_TOPICS, DOCS_RAW, with_prefix
 from surveil.runtime import reachable
 

@@ -23,7 +23,8 @@ from ingest.base import split
 from ingest.config import make_source
 from ingest.http import Fetcher
 from ingest.state import IngestState
-from ingest.tickers import Linker, Universe
+from ingest.tickers import Linker
+from ingest.universe import Universe
 from streams.records import Document, utcnow
 
 

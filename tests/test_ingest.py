@@ -36,7 +36,8 @@ from ingest.producer import DocumentProducer, TopicReader
 from ingest.rss import RssSource
 from ingest.runner import Checkpoint, Ingestor
 from ingest.state import IngestState
-from ingest.tickers import Linker, Universe
+from ingest.tickers import Linker
+from ingest.universe import Universe
 from streams.records import Document, Rejected
 from streams.topics import ALL_TOPICS, DOCS_DLQ, DOCS_RAW, with_prefix
 from surveil.runtime import settings_env

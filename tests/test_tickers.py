@@ -13,7 +13,8 @@ from bench.linking import documents, evaluate, load_labels
 from infra.errors import ConfigError
 from ingest.base import split
 from ingest.config import make_source
-from ingest.tickers import Linker, Universe, normalize_name
+from ingest.tickers import Linker
+from ingest.universe import Universe, normalize_name
 from streams.records import Document, stable_id
 
 WHEN = datetime(2024, 10, 11, 14, 30, tzinfo=UTC)
