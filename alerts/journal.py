@@ -93,30 +93,27 @@ class Journal(LockedSqlite):
 
     def find_alerts(self, prefix: str, limit: int = 10) -> dict[str, tuple[str, str]]:
         """Return the alerts in the outbox whose id starts with ``prefix``: id -> (ticker, rule)."""
-        with self._guard() as conn:
-            rows = conn.execute(
-                "SELECT alert_id, json_extract(min(alert), '$.ticker'),"
-                " json_extract(min(alert), '$.rule') FROM outbox"
-                " WHERE substr(alert_id, 1, ?) = ? GROUP BY alert_id ORDER BY alert_id LIMIT ?",
-                (len(prefix), prefix, limit),
-            ).fetchall()
+        rows = self._select(
+            "SELECT alert_id, json_extract(min(alert), '$.ticker'),"
+            " json_extract(min(alert), '$.rule') FROM outbox"
+            " WHERE substr(alert_id, 1, ?) = ? GROUP BY alert_id ORDER BY alert_id LIMIT ?",
+            (len(prefix), prefix, limit),
+        )
         return {alert_id: (ticker, rule) for alert_id, ticker, rule in rows}
 
     def acks_after(self, last_id: int, limit: int = 5_000) -> list[tuple[int, Ack]]:
         """Return (id, ack) of the acknowledgements after ``last_id``, for the audit copy."""
-        with self._guard() as conn:
-            rows = conn.execute(
-                "SELECT id, alert_id, by, note, at FROM acks WHERE id > ? ORDER BY id LIMIT ?",
-                (last_id, limit),
-            ).fetchall()
+        rows = self._select(
+            "SELECT id, alert_id, by, note, at FROM acks WHERE id > ? ORDER BY id LIMIT ?",
+            (last_id, limit),
+        )
         return [(row_id, Ack(a, by, note, from_micros(at))) for row_id, a, by, note, at in rows]
 
     def all_silences(self) -> list[tuple[Silence, datetime | None]]:
         """Return every silence ever set, with when it was ended early (None: not ended)."""
-        with self._guard() as conn:
-            rows = conn.execute(
-                "SELECT id, ticker, rule, until, by, reason, created, removed FROM silences"
-            ).fetchall()
+        rows = self._select(
+            "SELECT id, ticker, rule, until, by, reason, created, removed FROM silences"
+        )
         return [
             (
                 Silence(sid, ticker, rule, from_micros(until), by, reason, from_micros(created)),
@@ -149,12 +146,11 @@ class Journal(LockedSqlite):
 
     def silences(self, now: datetime) -> list[Silence]:
         """Return the silences in force at ``now``, soonest to end first."""
-        with self._guard() as conn:
-            rows = conn.execute(
-                "SELECT id, ticker, rule, until, by, reason, created FROM silences"
-                " WHERE removed IS NULL AND until > ? ORDER BY until, id",
-                (micros(now),),
-            ).fetchall()
+        rows = self._select(
+            "SELECT id, ticker, rule, until, by, reason, created FROM silences"
+            " WHERE removed IS NULL AND until > ? ORDER BY until, id",
+            (micros(now),),
+        )
         return [
             Silence(sid, ticker, rule, from_micros(until), by, reason, from_micros(created))
             for sid, ticker, rule, until, by, reason, created in rows
@@ -174,40 +170,36 @@ class Journal(LockedSqlite):
 
     def acks(self, alert_id: str) -> list[Ack]:
         """Return the acknowledgements of an alert, oldest first."""
-        with self._guard() as conn:
-            rows = conn.execute(
-                "SELECT by, note, at FROM acks WHERE alert_id = ? ORDER BY id", (alert_id,)
-            ).fetchall()
+        rows = self._select(
+            "SELECT by, note, at FROM acks WHERE alert_id = ? ORDER BY id", (alert_id,)
+        )
         return [Ack(alert_id, by, note, from_micros(at)) for by, note, at in rows]
 
     def attempts(self, alert_id: str) -> list[Attempt]:
         """Return every delivery attempt of an alert's notifications, oldest first."""
-        with self._guard() as conn:
-            rows = conn.execute(
-                "SELECT key, channel, at, ok, status, detail FROM attempts WHERE alert_id = ?"
-                " ORDER BY id",
-                (alert_id,),
-            ).fetchall()
+        rows = self._select(
+            "SELECT key, channel, at, ok, status, detail FROM attempts WHERE alert_id = ?"
+            " ORDER BY id",
+            (alert_id,),
+        )
         return [_attempt(*row) for row in rows]
 
     def attempts_after(self, last_id: int, limit: int = 5_000) -> list[tuple[int, str, Attempt]]:
         """Return (id, alert_id, attempt) of the attempts after ``last_id``, for the audit copy."""
-        with self._guard() as conn:
-            rows = conn.execute(
-                "SELECT id, alert_id, key, channel, at, ok, status, detail FROM attempts"
-                " WHERE id > ? ORDER BY id LIMIT ?",
-                (last_id, limit),
-            ).fetchall()
+        rows = self._select(
+            "SELECT id, alert_id, key, channel, at, ok, status, detail FROM attempts"
+            " WHERE id > ? ORDER BY id LIMIT ?",
+            (last_id, limit),
+        )
         return [(row_id, alert_id, _attempt(*rest)) for row_id, alert_id, *rest in rows]
 
     def deliveries(self, alert_id: str) -> list[Outcome]:
         """Return where each of an alert's notifications stands, per channel."""
-        with self._guard() as conn:
-            rows = conn.execute(
-                "SELECT key, channel, state, status, attempts, created, next_at, done_at,"
-                " late_at FROM outbox WHERE alert_id = ? ORDER BY created, key, channel",
-                (alert_id,),
-            ).fetchall()
+        rows = self._select(
+            "SELECT key, channel, state, status, attempts, created, next_at, done_at,"
+            " late_at FROM outbox WHERE alert_id = ? ORDER BY created, key, channel",
+            (alert_id,),
+        )
         return [
             Outcome(
                 key=key,

@@ -238,20 +238,18 @@ class Outbox(Journal):
 
     def router_state(self) -> list[tuple[str, str, str, str]]:
         """Return the saved router state rows: (part, ticker, rule, JSON value)."""
-        with self._guard() as conn:
-            rows = conn.execute(
-                "SELECT part, ticker, rule, value FROM router ORDER BY part, ticker, rule"
-            ).fetchall()
+        rows = self._select(
+            "SELECT part, ticker, rule, value FROM router ORDER BY part, ticker, rule"
+        )
         return [(p, t, r, v) for p, t, r, v in rows]
 
     def unpublished(self, limit: int = 100) -> list[tuple[str, Alert]]:
         """Return (key, alert) of notifications not yet on the alerts topic, oldest first."""
-        with self._guard() as conn:
-            rows = conn.execute(
-                "SELECT key, alert FROM outbox WHERE published = 0 GROUP BY key"
-                " ORDER BY min(created), key LIMIT ?",
-                (limit,),
-            ).fetchall()
+        rows = self._select(
+            "SELECT key, alert FROM outbox WHERE published = 0 GROUP BY key"
+            " ORDER BY min(created), key LIMIT ?",
+            (limit,),
+        )
         return [(key, Alert.model_validate_json(body)) for key, body in rows]
 
     def mark_published(self, keys: Sequence[str]) -> None:
@@ -264,12 +262,11 @@ class Outbox(Journal):
 
     def due(self, now: datetime, limit: int = 100) -> list[Pending]:
         """Return pending notifications whose next attempt time has come, oldest first."""
-        with self._guard() as conn:
-            rows = conn.execute(
-                "SELECT key, channel, alert, attempts, created FROM outbox"
-                " WHERE status = 'pending' AND next_at <= ? ORDER BY next_at, created LIMIT ?",
-                (micros(now), limit),
-            ).fetchall()
+        rows = self._select(
+            "SELECT key, channel, alert, attempts, created FROM outbox"
+            " WHERE status = 'pending' AND next_at <= ? ORDER BY next_at, created LIMIT ?",
+            (micros(now), limit),
+        )
         return [_pending(*row) for row in rows]
 
     def late(self, now: datetime, after: float) -> list[Pending]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 from infra.errors import SurveilError
 
@@ -133,6 +133,11 @@ class LockedSqlite:
             except sqlite3.Error as exc:
                 msg = f"{self._label} {self.path}: {exc}"
                 raise self._error(msg) from exc
+
+    def _select(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
+        """Return every row a query selects, under the lock."""
+        with self._guard() as conn:
+            return conn.execute(sql, params).fetchall()
 
     def close(self) -> None:
         """Close the database."""
