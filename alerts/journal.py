@@ -68,6 +68,10 @@ class Outcome:
     late_at: datetime | None = None
 
 
+def _moment(value: int | None) -> datetime | None:
+    return None if value is None else from_micros(value)
+
+
 def _attempt(key: str, channel: str, at: int, ok: int, status: int | None, detail: str) -> Attempt:
     """An attempt from its row (key, channel, at, ok, status, detail)."""
     delivery = Delivery(
@@ -117,7 +121,7 @@ class Journal(LockedSqlite):
         return [
             (
                 Silence(sid, ticker, rule, from_micros(until), by, reason, from_micros(created)),
-                from_micros(removed) if removed is not None else None,
+                _moment(removed),
             )
             for sid, ticker, rule, until, by, reason, created, removed in rows
         ]
@@ -202,15 +206,15 @@ class Journal(LockedSqlite):
         )
         return [
             Outcome(
-                key=key,
-                channel=channel,
-                state=state,
-                status=status,
-                attempts=attempts,
-                created=from_micros(created),
+                key,
+                channel,
+                state,
+                status,
+                attempts,
+                from_micros(created),
                 next_at=from_micros(next_at) if status == "pending" else None,
-                done_at=None if done_at is None else from_micros(done_at),
-                late_at=None if late_at is None else from_micros(late_at),
+                done_at=_moment(done_at),
+                late_at=_moment(late_at),
             )
             for key, channel, state, status, attempts, created, next_at, done_at, late_at in rows
         ]
