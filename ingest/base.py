@@ -10,10 +10,10 @@ for one-off use (``surveil ingest feed``, tests).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from streams.records import Document, Rejected, utcnow
 
@@ -79,6 +79,19 @@ class SourceBase:
 
     def _reject(self, reason: str, detail: str, payload: bytes | str) -> Rejected:
         return reject(self.name, reason, detail, payload)
+
+
+def published(
+    value: Any, parse: Callable[[Any], datetime | None], fetched_at: datetime, meta: dict[str, Any]
+) -> datetime | None:
+    """Return when a post was published; None when ``value`` is there but does not parse.
+
+    A post without a time gets ``fetched_at``, and ``meta["published_missing"]`` says so.
+    """
+    if value is None:
+        meta["published_missing"] = True
+        return fetched_at
+    return parse(value)
 
 
 def reject(source: str, reason: str, detail: str, payload: bytes | str) -> Rejected:

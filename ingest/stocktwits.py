@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from infra.errors import DecodeError
-from ingest.base import SourceBase, reject
+from ingest.base import SourceBase, published, reject
 from ingest.text import clean_text, decode, find_tickers, is_symbol, load_json, unique
 from streams.records import Document, Rejected, stable_id, utcnow
 
@@ -139,16 +139,11 @@ class StocktwitsSource(SourceBase):
         if not text:
             return self._reject("empty_text", f"message {index}: the body has no text", payload)
         meta: dict[str, Any] = encoding_meta(encoding)
-        published = fetched_at
         created = message.get("created_at")
-        if created is None:
-            meta["published_missing"] = True
-        else:
-            parsed = _timestamp(created)
-            if parsed is None:
-                detail = f"message {index}: bad created_at {created!r}"
-                return self._reject("bad_date", detail, payload)
-            published = parsed
+        at = published(created, _timestamp, fetched_at, meta)
+        if at is None:
+            detail = f"message {index}: bad created_at {created!r}"
+            return self._reject("bad_date", detail, payload)
         author = _string(message.get("user"), "username")
         listed = message.get("symbols")
         symbols = [
@@ -171,7 +166,7 @@ class StocktwitsSource(SourceBase):
             url=url,
             title=title,
             body=rest,
-            published_at=published,
+            published_at=at,
             fetched_at=fetched_at,
             tickers=tuple(equity_symbols([*symbols, *tags, *self.tickers])),
             meta=meta,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from infra.errors import DecodeError
-from ingest.base import SourceBase, reject
+from ingest.base import SourceBase, published, reject
 from ingest.stocktwits import cashtags, encoding_meta, equity_symbols, post_text, split_post
 from ingest.text import decode, load_json
 from streams.records import Document, Rejected, stable_id, utcnow
@@ -92,17 +92,10 @@ class TweetsSource(SourceBase):
         if not text:
             return reject(self.name, "empty_text", f"{where}: the text is empty", payload)
         meta: dict[str, Any] = encoding_meta(encoding)
-        published = fetched_at
         created = tweet.get("created_at")
-        if created is None:
-            meta["published_missing"] = True
-        else:
-            parsed = _created_at(created)
-            if parsed is None:
-                return reject(
-                    self.name, "bad_date", f"{where}: bad created_at {created!r}", payload
-                )
-            published = parsed
+        at = published(created, _created_at, fetched_at, meta)
+        if at is None:
+            return reject(self.name, "bad_date", f"{where}: bad created_at {created!r}", payload)
         user = tweet.get("user")
         name = user.get("screen_name") if isinstance(user, dict) else None
         author = name if isinstance(name, str) and name else None
@@ -125,7 +118,7 @@ class TweetsSource(SourceBase):
             url=url,
             title=title,
             body=body,
-            published_at=published,
+            published_at=at,
             fetched_at=fetched_at,
             tickers=tuple(equity_symbols([*_symbols(tweet), *tags, *self.tickers])),
             language=language,
