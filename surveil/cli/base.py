@@ -92,9 +92,14 @@ class Group(click.Group):
             formatter.write_dl(rows)
 
 
-def env_option(name: str, env: str, help_: str, **kwargs: Any) -> Callable[[F], F]:
-    """An option read from ``env`` when not given, shown in --help; default None."""
-    return click.option(name, envvar=env, show_envvar=True, default=None, help=help_, **kwargs)
+def env_option(name: str, env: str, help_: str, *decls: str, **kwargs: Any) -> Callable[[F], F]:
+    """An option read from ``env`` when not given, shown in --help; default None unless given.
+
+    Args:
+        decls: more declarations, such as the parameter's name.
+    """
+    kwargs.setdefault("default", None)
+    return click.option(name, *decls, envvar=env, show_envvar=True, help=help_, **kwargs)
 
 
 def settings_problems(exc: ValidationError) -> str:

@@ -18,7 +18,7 @@ from models.engine import InferenceEngine
 from models.evaluate import Scorer, run_eval
 from models.lexicon import LexiconClassifier
 from models.taxonomy import NO_EVENT, SENTIMENT, TOPICS
-from surveil.cli.base import Command, SettingsContext, pass_settings
+from surveil.cli.base import Command, SettingsContext, env_option, pass_settings
 from surveil.runtime import load_model
 
 BATCH = 256
@@ -193,13 +193,11 @@ class _LexiconScorer:
 
 
 @click.command("eval", cls=Command)
-@click.option(
+@env_option(
     "--model",
-    "model",
-    envvar="SURVEIL_MODEL",
-    show_envvar=True,
+    "SURVEIL_MODEL",
+    "Trained model artifact folder, or 'lexicon' (sentiment only, every row).",
     required=True,
-    help="Trained model artifact folder, or 'lexicon' (sentiment only, every row).",
 )
 @click.option(
     "--data",
@@ -269,14 +267,12 @@ def eval_command(
 
 
 @click.command("classify", cls=Command)
-@click.option(
+@env_option(
     "--model",
-    "model",
-    envvar="SURVEIL_MODEL",
-    show_envvar=True,
+    "SURVEIL_MODEL",
+    "'lexicon' or the path of a trained model artifact.",
     default="lexicon",
     show_default=True,
-    help="'lexicon' or the path of a trained model artifact.",
 )
 @click.argument("file", default="-", type=click.Path(dir_okay=False, allow_dash=True))
 @pass_settings

@@ -20,7 +20,7 @@ from ingest.producer import DocumentProducer
 from ingest.rss import RssSource
 from ingest.runner import RunResult
 from streams.records import utcnow
-from surveil.cli.base import Group, SettingsContext, pass_settings
+from surveil.cli.base import Group, SettingsContext, env_option, pass_settings
 from surveil.cli.console import err, out
 from surveil.ingestion import linker, run_forever, run_once
 
@@ -56,14 +56,12 @@ def ingest_feed(
 
 def _selection(command: F) -> F:
     """Add --source (repeatable) and --sources FILE to a command."""
-    command = click.option(
+    command = env_option(
         "--sources",
+        "SURVEIL_SOURCES_FILE",
+        "The sources file.",
         "sources_file",
-        envvar="SURVEIL_SOURCES_FILE",
-        show_envvar=True,
         type=click.Path(path_type=Path, dir_okay=False),
-        default=None,
-        help="The sources file.",
     )(command)
     return click.option("--source", "names", multiple=True, help="Only this source (repeatable).")(
         command
@@ -98,14 +96,12 @@ def ingest_run(ctx: SettingsContext, names: Sequence[str], sources_file: Path | 
     show_default=True,
     help="Link and validate tickers against the symbol lists under the shared folder.",
 )
-@click.option(
+@env_option(
     "--max-bytes",
-    envvar="SURVEIL_INGEST_MAX_BYTES",
-    show_envvar=True,
-    type=int,
-    default=None,
-    help="Largest file read, in bytes; the cap fetches use "
+    "SURVEIL_INGEST_MAX_BYTES",
+    "Largest file read, in bytes; the cap fetches use "
     f"(default {Settings.model_fields['ingest_max_bytes'].default}).",
+    type=int,
 )
 @pass_settings
 def ingest_parse(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from surveil.cli.base import Command, SettingsContext, pass_settings
+from surveil.cli.base import Command, SettingsContext, env_option, pass_settings
 from surveil.cli.options import (
     TIME_HELP,
     as_of_option,
@@ -31,13 +31,12 @@ from surveil.quant.plot import plot_sentiment
     required=True,
     help="The PNG file to write.",
 )
-@click.option(
+@env_option(
     "--tz",
+    "SURVEIL_PLOT_TZ",
+    "Time zone of the time axis (IANA name, e.g. America/New_York).",
     default="UTC",
     show_default=True,
-    envvar="SURVEIL_PLOT_TZ",
-    show_envvar=True,
-    help="Time zone of the time axis (IANA name, e.g. America/New_York).",
 )
 @run_option
 @pass_settings
