@@ -22,7 +22,7 @@ from alerts.outbox import Outbox
 from alerts.ruleset import EventSpec, RuleSet, ThresholdSpec
 from alerts.slack import SlackWebhook
 from streams.records import Alert, Scored
-from surveil.webhook import WebhookReceiver
+from surveil.demo.receiver import WebhookReceiver
 from tests.test_email import Inbox, smtp_server
 
 # The outbox stamps rows with the real clock, so the story starts now.

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from alerts.slack import fallback
 from streams.records import Alert
-from surveil.demo import webhook_line
+from surveil.demo.run import webhook_line
 
 
 def test_the_demo_calls_its_samples_latency_their_age() -> None:

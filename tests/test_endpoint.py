@@ -25,7 +25,7 @@ from ingest.producer import DocumentProducer
 from ingest.rss import RssSource
 from streams.records import Document
 from surveil.cli import cli
-from surveil.demo import processed
+from surveil.demo.run import processed
 from surveil.quant import connect
 from surveil.quant.server import MAX_BODY, MAX_ROWS, check_request
 from surveil.quant.token import ensure_token, read_token, token_path

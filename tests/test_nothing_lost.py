@@ -19,7 +19,7 @@ from infra.settings import Settings
 from ingest.base import collect
 from ingest.producer import DocumentProducer
 from ingest.rss import RssSource
-from surveil.demo import processed
+from surveil.demo.run import processed
 from surveil.runtime import WorkerProcess, open_warehouse
 
 pytestmark = pytest.mark.integration

@@ -18,12 +18,12 @@ import pytest
 
 from alerts.dryrun import DRY_RUN
 from infra.settings import Settings
-from surveil.demo import processed
+from surveil.demo.receiver import WebhookReceiver
+from surveil.demo.run import processed
 from surveil.ingestion import run_once
 from surveil.replay.run import replay
 from surveil.replay.runs import open_run
 from surveil.runtime import WorkerProcess, open_warehouse
-from surveil.webhook import WebhookReceiver
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,9 @@ from infra.settings import Settings
 from ingest.base import collect
 from ingest.producer import DocumentProducer
 from ingest.rss import RssSource
-from surveil.demo import processed, run_demo
+from surveil.demo.receiver import WebhookReceiver
+from surveil.demo.run import processed, run_demo
 from surveil.runtime import WorkerProcess, open_warehouse
-from surveil.webhook import WebhookReceiver
 
 pytestmark = pytest.mark.integration
 

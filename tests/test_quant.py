@@ -27,14 +27,14 @@ from streams.records import Document
 from streams.steps import score
 from streams.store import SCORE_COLUMNS
 from surveil.cli import cli
-from surveil.demo import processed
+from surveil.demo.receiver import WebhookReceiver
+from surveil.demo.run import processed
 from surveil.quant.series import sentiment
 from surveil.quant.times import parse_freq
 from surveil.replay.diff import diff_runs
 from surveil.replay.run import replay
 from surveil.replay.runs import list_runs, open_run
 from surveil.runtime import WorkerProcess, open_warehouse, settings_env
-from surveil.webhook import WebhookReceiver
 
 MSFT_FEED = "fixtures/feeds/seekingalpha_symbol_MSFT_2017-10.rss.xml"
 DAY = timedelta(days=1)

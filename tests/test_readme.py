@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from infra.settings import Settings
 from surveil.cli import cli
-from surveil.demo import run_demo
+from surveil.demo.run import run_demo
 from surveil.runtime import settings_env
 
 pytestmark = pytest.mark.integration

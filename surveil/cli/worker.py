@@ -15,7 +15,7 @@ from surveil import worker as stream_worker
 from surveil.cli.base import Command, SettingsContext, env_option, pass_settings
 from surveil.cli.console import out, print_table
 from surveil.cli.kafka import require_broker
-from surveil.demo import run_demo, webhook_line
+from surveil.demo.run import run_demo, webhook_line
 from surveil.runtime import is_local, open_warehouse
 
 

@@ -1,4 +1,4 @@
-"""`surveil demo`: the whole pipeline on one machine, from a feed to an alert."""
+"""Run the demo: broker and worker if needed, the sample feed through the Ingestor, results."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ from typing import Any
 from infra.errors import SurveilError
 from infra.settings import Settings
 from infra.topics import ensure_topics
-from ingest.base import Source, collect
-from ingest.producer import DocumentProducer
+from ingest.base import Source
 from ingest.rss import RssSource
 from streams.topics import ALL_TOPICS, with_prefix
+from surveil.demo.receiver import WebhookReceiver
+from surveil.ingestion import open_ingestor
 from surveil.runtime import WorkerProcess, is_local, local_kafka, open_warehouse, reachable
-from surveil.webhook import WebhookReceiver
 
-SAMPLE_FEED = Path(__file__).parent / "samples" / "demo_feed.xml"
+SAMPLE_FEED = Path(__file__).parent.parent / "samples" / "demo_feed.xml"
 # The latency an alert's text gives (alerts.format.duration: "274d 6h", "2h 05m", "12s").
 _LATENCY = re.compile(r"published to alert:? (?P<lag>\d+[dhms](?: \d+[hms])?)")
 
@@ -110,23 +110,15 @@ def run_demo(
             worker = WorkerProcess(settings, env, log_file, module=worker_module)
             worker.start()
             try:
-                docs = rejected = scored = 0
-                producer = DocumentProducer(
-                    settings.bootstrap_servers, topic_prefix=settings.topic_prefix
-                )
-                try:
-                    for source in sources:
-                        batch = collect(source)
-                        producer.publish(batch.documents, batch.rejected)
-                        docs += len(batch.documents)
-                        rejected += len(batch.rejected)
-                        scored += sum(len(d.tickers) for d in batch.documents)
-                finally:
-                    producer.close()
+                docs, rejected, seen = _ingest(settings, sources)
                 echo(
-                    f"ingested {docs} documents ({rejected} rejected to docs.dlq); "
-                    "waiting for the worker ..."
+                    f"ingested {docs} new documents ({seen} seen before, {rejected} rejected "
+                    "to docs.dlq); waiting for the worker ..."
                 )
+                classified = worker.wait_until(
+                    lambda s: s.get("classify.documents", 0) >= docs, timeout
+                )
+                scored = classified.get("classify.scored", 0)
                 worker.wait_until(processed(docs, scored), timeout)
                 stats = _settle(worker)
                 _healthy(worker)
@@ -144,6 +136,18 @@ def run_demo(
         if started:
             echo("stopping the local Kafka broker (data stays in the state folder)")
             broker.stop()
+
+
+def _ingest(settings: Settings, sources: list[Source]) -> tuple[int, int, int]:
+    """Run each source once through the Ingestor (linking, dedup, checkpoint, dead letters);
+    return the new documents, the rejects and the documents seen by an earlier run."""
+    with open_ingestor(settings, []) as ingestor:
+        results = [ingestor.run(source) for source in sources]
+    return (
+        sum(r.documents for r in results),
+        sum(r.rejected for r in results),
+        sum(r.duplicates for r in results),
+    )
 
 
 def webhook_line(post: dict[str, Any], *, sample: bool) -> str:
