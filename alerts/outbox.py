@@ -155,6 +155,7 @@ class Outbox(Journal):
     Raises:
         StateError: the file cannot be opened, is not a SQLite database, is corrupt, or was
             written by a newer surveil; the message names the file.
+        ValueError: base, cap or give_up_after cannot work.
     """
 
     _label = "alert outbox"
@@ -170,13 +171,13 @@ class Outbox(Journal):
         clock: Callable[[], datetime] = utcnow,
         rand: Callable[[], float] = random.random,
     ) -> None:
-        if base <= 0 or cap < base or give_up_after <= 0:
-            msg = "outbox needs base > 0, cap >= base and give_up_after > 0"
+        if give_up_after <= 0:
+            msg = f"outbox needs give_up_after > 0, got {give_up_after}"
             raise ValueError(msg)
         super().__init__(path)
-        self.base, self.cap, self.give_up_after = base, cap, give_up_after
+        self.give_up_after = give_up_after
         self._clock = clock
-        self._backoff = Backoff(base, cap, rand)  # the one retry policy (infra/retry.py)
+        self._backoff = Backoff(base, cap, rand)  # the one retry policy; it checks base and cap
         # FULL: a commit is on disk when it returns; a delivered mark lost to a power cut
         # would mean a second notification, a lost router group a missed one.
         self._connect(SCHEMA_VERSION, "FULL", _migrate)
