@@ -10,15 +10,15 @@ completed run) to its end.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from kafka.serializer import DefaultSerializer, JsonSerializer
 
 from infra.errors import BrokerError
+from streams.ranges import Offsets, TopicRange
 from streams.records import Document, Rejected
 from streams.topics import DOCS_DLQ, DOCS_RAW
 
@@ -97,11 +97,9 @@ class DocumentProducer:
         self._producer.close(timeout=10)
 
 
-Offsets = dict[int, int]
-
-
 class TopicReader:
-    """Read end offsets and record keys of one topic (docs.raw) with kafka-python.
+    """Read end offsets and record keys of one topic (docs.raw), through the one range
+    reader `streams.ranges.TopicRange`.
 
     Args:
         bootstrap: ``host:port[,host:port]`` of the brokers.
@@ -110,31 +108,11 @@ class TopicReader:
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.topic = topic
-        try:
-            self._consumer = KafkaConsumer(
-                bootstrap_servers=bootstrap.split(","),
-                client_id="surveil-ingest-recovery",
-                enable_auto_commit=False,
-                group_id=None,
-                key_deserializer=DefaultSerializer(),
-                consumer_timeout_ms=2_000,
-            )
-        except KafkaError as exc:
-            msg = f"cannot reach Kafka at {bootstrap}: {exc}"
-            raise BrokerError(msg) from exc
-
-    def _partitions(self) -> list[TopicPartition]:
-        ids = self._consumer.partitions_for_topic(self.topic) or set()
-        return [TopicPartition(self.topic, p) for p in sorted(ids)]
+        self._range = TopicRange(bootstrap, topic, client_id="surveil-ingest-recovery")
 
     def end_offsets(self) -> Offsets:
         """Return the next offset of every partition (where new records will land)."""
-        try:
-            ends = self._consumer.end_offsets(self._partitions())
-        except KafkaError as exc:
-            msg = f"cannot read the end offsets of {self.topic}: {exc}"
-            raise BrokerError(msg) from exc
-        return {tp.partition: int(offset) for tp, offset in ends.items()}
+        return self._range.ends()
 
     def keys_since(self, start: Offsets, timeout: float = 120.0) -> set[str]:
         """Return the keys of every record from ``start`` to the current end.
@@ -144,44 +122,10 @@ class TopicReader:
         Raises:
             BrokerError: Kafka failed, or the end was not reached within ``timeout`` seconds.
         """
-        deadline = time.monotonic() + timeout
-        ends = self.end_offsets()
-        todo = {p: (start.get(p, 0), end) for p, end in ends.items() if start.get(p, 0) < end}
-        if not todo:
-            return set()
-        parts = [TopicPartition(self.topic, p) for p in todo]
-        keys: set[str] = set()
-        try:
-            self._consumer.assign(parts)
-            for tp in parts:
-                self._consumer.seek(tp, todo[tp.partition][0])
-            remaining = set(todo)
-            while remaining:
-                if time.monotonic() > deadline:
-                    msg = f"reading {self.topic} back took over {timeout:.0f} s"
-                    raise BrokerError(msg)
-                polled = self._consumer.poll(timeout_ms=1_000, max_records=2_000)
-                if not polled:
-                    # Nothing more arrived; compare positions to be sure we reached the end.
-                    remaining = {
-                        p
-                        for p in remaining
-                        if self._consumer.position(TopicPartition(self.topic, p)) < todo[p][1]
-                    }
-                    if remaining:
-                        continue
-                    break
-                for tp, records in polled.items():
-                    for record in records:
-                        if record.offset < todo[tp.partition][1] and record.key:
-                            keys.add(record.key)
-                    if self._consumer.position(tp) >= todo[tp.partition][1]:
-                        remaining.discard(tp.partition)
-        except KafkaError as exc:
-            msg = f"cannot read {self.topic} back from the checkpoint: {exc}"
-            raise BrokerError(msg) from exc
-        return keys
+        ends = self._range.ends()
+        first = {p: start.get(p, 0) for p in ends}
+        return {m.key for m in self._range.read(first, ends, timeout) if m.key}
 
     def close(self) -> None:
         """Close the consumer."""
-        self._consumer.close()
+        self._range.close()
