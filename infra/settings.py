@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     topic_prefix: str = Field("", description="Prefix of every topic name (a namespace).")
     web_port: int = Field(6066, description="Port of the worker's web server on 127.0.0.1.")
     query_timeout_s: float = Field(
-        120.0, gt=0, description="Seconds one query through surveil.api or the worker may run."
+        120.0, gt=0, description="Seconds one query through surveil.quant or the worker may run."
     )
     query_max_memory_mb: int = Field(
         4096, ge=16, description="MiB of memory one query may use (ClickHouse max_memory_usage)."

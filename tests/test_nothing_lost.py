@@ -16,11 +16,9 @@ from kafka import KafkaConsumer, TopicPartition
 
 from infra.errors import SurveilError
 from infra.settings import Settings
-from ingest.base import collect
-from ingest.producer import DocumentProducer
-from ingest.rss import RssSource
 from surveil.demo.run import processed
 from surveil.runtime import WorkerProcess, open_warehouse
+from tests.feeds import publish_feed
 
 pytestmark = pytest.mark.integration
 
@@ -28,12 +26,7 @@ FEED = "fixtures/feeds/seekingalpha_symbol_MSFT_2017-10.rss.xml"
 
 
 def _publish(settings: Settings, feed: Path) -> tuple[set[str], set[tuple[str, str]]]:
-    batch = collect(RssSource("seekingalpha-msft", str(feed)))
-    producer = DocumentProducer(settings.bootstrap_servers, topic_prefix=settings.topic_prefix)
-    try:
-        producer.publish(batch.documents, batch.rejected)
-    finally:
-        producer.close()
+    batch = publish_feed(settings, feed)
     docs = {d.doc_id for d in batch.documents}
     pairs = {(d.doc_id, t) for d in batch.documents for t in d.tickers}
     return docs, pairs

@@ -27,18 +27,17 @@ from surveil.runtime import WorkerProcess, open_warehouse
 
 pytestmark = pytest.mark.integration
 
-SOURCES = {
-    "seekingalpha-msft": ("rss", "fixtures/feeds/seekingalpha_symbol_MSFT_2017-10.rss.xml"),
-    "nasdaq-halts": ("rss", "fixtures/feeds/nasdaqtrader_trade_halts_2023-06-19.rss.xml"),
-    "stocktwits-aapl": (
-        "stocktwits",
-        "fixtures/social/stocktwits_streams_symbol_AAPL_2020-04-24.json",
-    ),
-    "stocknet-aapl": ("tweets", "fixtures/social/stocknet_tweets_raw_AAPL_2014-01-02.jsonl"),
-    "reddit-wsb": ("reddit-csv", "fixtures/social/reddit_wsb_comments_2024-10-11.csv"),
-    "nvda-8k": ("edgar-doc", "fixtures/edgar/nvda_8k_0001045810-26-000024.txt"),
-    "blk-8k": ("edgar-doc", "fixtures/edgar/blk_8k_0001193125-23-048785.txt"),
-}
+SOURCES = """
+sources:
+  - {name: seekingalpha-msft, kind: rss, url: "$F/feeds/seekingalpha_symbol_MSFT_2017-10.rss.xml"}
+  - {name: nasdaq-halts, kind: rss, url: "$F/feeds/nasdaqtrader_trade_halts_2023-06-19.rss.xml"}
+  - {name: stocktwits-aapl, kind: stocktwits,
+     url: "$F/social/stocktwits_streams_symbol_AAPL_2020-04-24.json"}
+  - {name: stocknet-aapl, kind: tweets, url: "$F/social/stocknet_tweets_raw_AAPL_2014-01-02.jsonl"}
+  - {name: reddit-wsb, kind: reddit-csv, url: "$F/social/reddit_wsb_comments_2024-10-11.csv"}
+  - {name: nvda-8k, kind: edgar-doc, url: "$F/edgar/nvda_8k_0001045810-26-000024.txt"}
+  - {name: blk-8k, kind: edgar-doc, url: "$F/edgar/blk_8k_0001193125-23-048785.txt"}
+"""
 # Every kind of rule, so that windows, baselines, negative counts and event probes all count.
 RULES = """
 # The live router's clock is the wall clock, a replay's publication time: no waits and no
@@ -69,11 +68,8 @@ ALERTS = (
 
 
 def _sources(shared_dir: Path, folder: Path) -> Path:
-    lines = ["sources:"]
-    for name, (kind, path) in SOURCES.items():
-        lines.append(f"  - {{name: {name}, kind: {kind}, url: '{shared_dir / path}'}}")
     path = folder / "sources.yaml"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(SOURCES.replace("$F", str(shared_dir / "fixtures")))
     return path
 
 
@@ -99,7 +95,7 @@ def test_the_fixtures_give_the_same_documents_scores_windows_and_alerts_live_and
             start = datetime.now(UTC)
             results = run_once(settings)
             docs = sum(r.documents for r in results)
-            assert {r.source for r in results if r.documents} == set(SOURCES)
+            assert len([r for r in results if r.documents]) == SOURCES.count("name:")
             counted = worker.wait_until(lambda s: s.get("classify.documents", 0) >= docs, 120)
             scored = counted["classify.scored"]
             worker.wait_until(processed(docs, scored), 180)

@@ -12,11 +12,11 @@ from kafka.serializer import JsonSerializer
 from infra.errors import SurveilError
 from infra.settings import Settings
 from ingest.base import collect
-from ingest.producer import DocumentProducer
 from ingest.rss import RssSource
 from surveil.demo.receiver import WebhookReceiver
 from surveil.demo.run import processed, run_demo
 from surveil.runtime import WorkerProcess, open_warehouse
+from tests.feeds import publish_feed
 
 pytestmark = pytest.mark.integration
 
@@ -37,12 +37,7 @@ def _run_once(settings: Settings, feed: Path, webhook: str, log: Path) -> dict[s
     worker.start()
     stopped = False
     try:
-        batch = collect(RssSource("seekingalpha-msft", str(feed)))
-        producer = DocumentProducer(settings.bootstrap_servers, topic_prefix=settings.topic_prefix)
-        try:
-            producer.publish(batch.documents, batch.rejected)
-        finally:
-            producer.close()
+        batch = publish_feed(settings, feed)
         scored = sum(len(d.tickers) for d in batch.documents)
         worker.wait_until(processed(len(batch.documents), scored), timeout=180)
         stats = worker.wait_until(

@@ -5,42 +5,22 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.records import Label, Scored
+from streams.records import Scored
 from streams.windows import EVIDENCE, Probe, Refs, Windows
+from tests.scored import doc
 
-T0 = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
 HOUR = 3600.0
 
 
 def scored(n: int, second: float, score: float, event: str = "none", prob: float = 0.0) -> Scored:
-    when = T0 + timedelta(seconds=second)
-    label: Label = "negative" if score < -0.2 else "positive" if score > 0.2 else "neutral"
-    return Scored(
-        doc_id=f"doc-{n}",
-        ticker="ACME",
-        kind="news",
-        source=f"wire{n % 3}",
-        title=f"title {n}",
-        url=f"https://example.com/{n}",
-        published_at=when,
-        fetched_at=when,
-        label=label,
-        p_negative=0.2,
-        p_neutral=0.6,
-        p_positive=0.2,
-        score=score,
-        event_type=event,
-        event_prob=prob,
-        relevance=1.0,
-        model_version="fixed-1",
-        scored_at=when,
-    )
+    """A document of ACME, ``second`` s after T0."""
+    return doc(n, timedelta(seconds=second), score, event=event, prob=prob)
 
 
 def feed(
