@@ -11,7 +11,6 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate
 from ssl import SSLContext, create_default_context
-from typing import ClassVar
 
 from alerts.base import failed
 from alerts.format import doc_line, headline, latency, numbers, one_line, stamp, web_url
@@ -135,7 +134,7 @@ class SmtpNotifier:
         ValueError: both starttls and ssl, credentials without either, or no recipients.
     """
 
-    name: ClassVar[str] = "email"
+    name = "email"
     host: str
     port: int
     sender: str

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -211,7 +211,7 @@ class _Poster:
         max_wait: longest wait between posts; a longer Retry-After ends the delivery.
     """
 
-    name: ClassVar[str] = "slack"
+    name = "slack"
     timeout: float = 10.0
     retries: int = 0
     backoff: float = 0.5
