@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from kafka import KafkaConsumer
 
 import surveil.cli.ingest
+from infra.settings import Settings
 from surveil.cli import cli
+from surveil.runtime import settings_env
 
 STOCKTWITS = "fixtures/social/stocktwits_streams_symbol_AAPL_2020-04-24.json"
 ATOM = "fixtures/edgar/getcurrent_all_forms_start0.atom.xml"
@@ -108,3 +112,35 @@ def test_help_documents_the_cap_and_the_exit_status() -> None:
     text = " ".join(result.output.split())
     assert "--max-bytes" in text and "SURVEIL_INGEST_MAX_BYTES" in text
     assert "Exit status: 0" in text and "no entries in FILE" in text
+
+
+@pytest.mark.integration
+def test_ingest_feed_goes_through_the_ingestor_linking_and_remembering(
+    make_settings: Callable[..., Settings], shared_dir: Path
+) -> None:
+    settings = make_settings()
+    feed = str(shared_dir / "fixtures/feeds/seekingalpha_symbol_MSFT_2017-10.rss.xml")
+    env = settings_env(settings)
+    first = CliRunner().invoke(cli, ["ingest", "feed", feed, "--source", "sa"], env=env)
+    again = CliRunner().invoke(cli, ["ingest", "feed", feed, "--source", "sa"], env=env)
+    assert first.exit_code == 0 and again.exit_code == 0, first.output + again.output
+    sa_new = [
+        line.split("│")[2].strip()
+        for line in (first.output, again.output)
+        for line in line.splitlines()
+        if line.startswith("│ sa ")
+    ]
+    assert sa_new == ["30", "0"]  # the second run's entries were seen: none sent again
+    keys, linked = set(), 0
+    consumer = KafkaConsumer(
+        f"{settings.topic_prefix}docs.raw",
+        bootstrap_servers=settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5_000,
+    )
+    for message in consumer:
+        value = json.loads(message.value)
+        keys.add(message.key)
+        linked += isinstance(value["meta"].get("relevance"), dict)  # the linker's scores
+    consumer.close()
+    assert len(keys) == 30 and linked == 30

@@ -13,16 +13,15 @@ from rich.table import Table
 
 from infra.errors import SourceError
 from infra.settings import Settings
-from ingest.base import Batch, collect, split
+from ingest.base import Batch, split
 from ingest.config import KINDS, SourcesError, load_specs, make_source
 from ingest.files import read_file
-from ingest.producer import DocumentProducer
 from ingest.rss import RssSource
 from ingest.runner import RunResult
 from streams.records import utcnow
 from surveil.cli.base import Group, SettingsContext, env_option, pass_settings
 from surveil.cli.console import err, out
-from surveil.ingestion import linker, run_forever, run_once
+from surveil.ingestion import linker, open_ingestor, run_forever, run_once
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,18 +39,17 @@ def ingest_group() -> None:
 def ingest_feed(
     ctx: SettingsContext, location: str, name: str | None, tickers: Sequence[str]
 ) -> None:
-    """Ingest one RSS/Atom feed from a URL or a file, once, without state or linking."""
+    """Ingest one RSS/Atom feed from a URL or a file, once, through the Ingestor (ticker
+    linking, seen ids, near-duplicates, dead letters), as every source is."""
     settings = ctx.settings()
     source = RssSource(
         name or location, location, tickers=tickers, body_max_chars=settings.body_max_chars
     )
-    batch = collect(source)
-    producer = DocumentProducer(settings.bootstrap_servers, topic_prefix=settings.topic_prefix)
-    try:
-        sent = producer.publish(batch.documents, batch.rejected)
-    finally:
-        producer.close()
-    out.print(f"{sent.documents} documents to docs.raw, {sent.rejected} rejects to docs.dlq")
+    with open_ingestor(settings, []) as ingestor:
+        result = ingestor.run(source)
+    _print_results([result])
+    if result.error:
+        raise click.exceptions.Exit(1)
 
 
 def _selection(command: F) -> F:
