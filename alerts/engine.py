@@ -195,7 +195,7 @@ class AlertEngine:
         """Commit what the router decided and has not saved yet (fsynced when it returns).
 
         Raises:
-            StoreError: the outbox refused; nothing is lost, the next call tries again.
+            StateError: the outbox refused; nothing is lost, the next call tries again.
         """
         with self._lock:
             self._commit()
@@ -204,7 +204,7 @@ class AlertEngine:
         """Persist what the router says is due in the outbox; return the new alerts.
 
         Raises:
-            StoreError: the outbox refused; the notifications are kept for the next try.
+            StateError: the outbox refused; the notifications are kept for the next try.
         """
         with self._lock:
             self._take_notices(now)
