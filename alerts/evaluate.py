@@ -34,13 +34,15 @@ from streams.windows import (
     zscore,
 )
 
+LOWEST, LOWEST_NEGATIVE = "lowest", "lowest negative"
+
 
 class _Verdict(NamedTuple):
     active: bool
     value: float
     threshold: float
     zscore: float | None
-    evidence: list[Entry]
+    evidence: list[Entry] | str  # the entries, or which of `Windows.lowest` to read
     explanation: str
 
 
@@ -67,6 +69,7 @@ class Evaluator:
             baseline_s=max((r.baseline_s for r in based), default=0.0),
             memory_s=max((r.window_s + r.baseline_s for r in based), default=0.0),
             probes=[_probe(r) for r in ruleset.rules if isinstance(r, EventSpec)],
+            negative_evidence=any(isinstance(r, NegativeSpikeSpec) for r in ruleset.rules),
         )
 
     @staticmethod
@@ -136,7 +139,10 @@ class Evaluator:
         labels = {"channels": ",".join(rule.channels)} if rule.channels else {}
         if rule.watchlist:
             labels["watchlist"] = rule.watchlist
-        evidence = self.windows.docrefs(rec.ticker, verdict.evidence[:EVIDENCE], refs)
+        entries = verdict.evidence
+        if isinstance(entries, str):
+            entries = self.windows.lowest(state, rule.window_s, entries == LOWEST_NEGATIVE)
+        evidence = self.windows.docrefs(rec.ticker, entries[:EVIDENCE], refs)
         return Condition(
             rule=rule.name,
             kind=rule.kind,
@@ -175,7 +181,7 @@ def _threshold(rule: ThresholdSpec, ticker: str, window: Window, was: bool) -> _
         band = f"{release:+.2f} (threshold plus hysteresis)" if was else f"{rule.threshold:+.2f}"
         verdict = "is still at or below" if active else "is above"
         text = f"{head} {verdict} {band}; {negs} of {n} negative."
-    return _Verdict(active, mean, rule.threshold, None, window.worst, text)
+    return _Verdict(active, mean, rule.threshold, None, LOWEST, text)
 
 
 def _shock(rule: ShockSpec, ticker: str, window: Window, base: Baseline, was: bool) -> _Verdict:
@@ -186,7 +192,7 @@ def _shock(rule: ShockSpec, ticker: str, window: Window, base: Baseline, was: bo
             f"{ticker} has {n} documents in the last {_span(rule)} and {base.n} in its trailing "
             f"{baseline}; the rule needs {rule.min_docs} and {rule.min_baseline}."
         )
-        return _Verdict(False, 0.0, rule.zscore, None, window.worst, text)
+        return _Verdict(False, 0.0, rule.zscore, None, LOWEST, text)
     z = zscore(window, base)
     limit = rule.zscore + rule.hysteresis if was else rule.zscore
     active = z <= limit
@@ -200,7 +206,7 @@ def _shock(rule: ShockSpec, ticker: str, window: Window, base: Baseline, was: bo
         f"z-score {z:+.1f} against its trailing {baseline} (mean {base.mean:+.2f}, sd "
         f"{base.std:.2f}, {base.n} documents), {verdict}; {negs} of {n} negative."
     )
-    return _Verdict(active, z, rule.zscore, z, window.worst, text)
+    return _Verdict(active, z, rule.zscore, z, LOWEST, text)
 
 
 def _spike(rule: NegativeSpikeSpec, ticker: str, window: Window, base: Baseline) -> _Verdict:
@@ -211,7 +217,7 @@ def _spike(rule: NegativeSpikeSpec, ticker: str, window: Window, base: Baseline)
             f"({base.n} documents over {_span(base.span_s)}) is too short to compare with "
             f"(the rule needs {rule.min_baseline} documents over at least {span})."
         )
-        return _Verdict(False, count, rule.min_docs, None, window.worst_negative, text)
+        return _Verdict(False, count, rule.min_docs, None, LOWEST_NEGATIVE, text)
     average = base.negatives * rule.window_s / base.span_s
     need = max(rule.factor * average, float(rule.min_docs))
     active = count >= need
@@ -220,7 +226,7 @@ def _spike(rule: NegativeSpikeSpec, ticker: str, window: Window, base: Baseline)
         f"of {average:.1f} per {span} over {_span(base.span_s)}; the rule fires at {need:.1f} "
         f"({rule.factor:g}x the average, at least {rule.min_docs})."
     )
-    return _Verdict(active, count, need, None, window.worst_negative, text)
+    return _Verdict(active, count, need, None, LOWEST_NEGATIVE, text)
 
 
 def _event(rule: EventSpec, ticker: str, found: Events, likeliest: str) -> _Verdict:

@@ -9,7 +9,8 @@ A ticker's state is a JSON-ready dict (the alerts agent keeps it in a Faust tabl
 ``recent`` covers the horizon (the longest window) in buckets of ``step`` seconds (the
 horizon / 120, at least 1 s). Each holds its documents' count, the sum and the sum of
 squares of their scores, the number labelled negative, the `EVIDENCE` lowest scores
-(``[score, published, doc_id]``) of all and of the negative ones, the sources, and per
+(``[score, published, doc_id]``) of all and (with ``negative_evidence``) of the negative
+ones, the sources, and per
 `Probe` (an event type at a probability) ``[documents at or above it, the highest
 probability of that event, the EVIDENCE likeliest [probability, published, doc_id, score]]``.
 A bucket that leaves the horizon folds into ``buckets``, the baseline, in buckets of
@@ -37,6 +38,7 @@ than the horizon (too late to tell from a redelivery) change nothing.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterable, MutableMapping
 from datetime import UTC, datetime
@@ -76,13 +78,11 @@ class Entry(NamedTuple):
 
 
 class Window(NamedTuple):
-    """What a window holds."""
+    """What a window holds (its evidence comes from `Windows.lowest`, when it is shown)."""
 
     documents: int
     total: float
     negatives: int
-    worst: list[Entry]
-    worst_negative: list[Entry]
     sources: tuple[str, ...]
 
     @property
@@ -133,6 +133,8 @@ class Windows:
         baseline_s: the longest baseline a reader asks for (0: none).
         memory_s: how far back baselines reach (the longest window plus its baseline).
         probes: the event tests to count per bucket.
+        negative_evidence: whether to keep the lowest negative documents apart (for
+            `lowest(..., negative=True)`).
     """
 
     def __init__(
@@ -141,7 +143,9 @@ class Windows:
         baseline_s: float = 0.0,
         memory_s: float = 0.0,
         probes: Iterable[Probe] = (),
+        negative_evidence: bool = False,
     ) -> None:
+        self.negative_evidence = negative_evidence
         self.horizon_s = float(horizon_s)
         self.memory_s = float(memory_s)
         self.step = float(max(1, math.ceil(self.horizon_s / FINE_BUCKETS)))
@@ -199,17 +203,28 @@ class Windows:
     def window(self, state: dict[str, Any], window_s: float) -> Window:
         """Return what the window of ``window_s`` seconds up to the newest document holds."""
         n, total, negatives = 0, 0.0, 0
-        worst: list[Entry] = []
-        worst_negative: list[Entry] = []
         sources: set[str] = set()
         for b in self._recent(state, window_s):
             n, total, negatives = n + b[1], total + b[2], negatives + b[4]
-            worst += [Entry(d, t, s, s) for s, t, d in b[5]]
-            worst_negative += [Entry(d, t, s, s) for s, t, d in b[6]]
             sources.update(b[7])
-        return Window(
-            n, total, negatives, _lowest(worst), _lowest(worst_negative), tuple(sorted(sources))
+        return Window(n, total, negatives, tuple(sorted(sources)))
+
+    def lowest(self, state: dict[str, Any], window_s: float, negative: bool = False) -> list[Entry]:
+        """Return the `EVIDENCE` lowest-scored documents of the window (of the negative ones).
+
+        Raises:
+            ValueError: ``negative`` on an engine built without ``negative_evidence``.
+        """
+        if negative and not self.negative_evidence:
+            msg = "this window engine keeps no evidence of negative documents"
+            raise ValueError(msg)
+        column = 6 if negative else 5
+        found = heapq.nsmallest(
+            EVIDENCE,
+            (e for b in self._recent(state, window_s) for e in b[column]),
+            key=lambda e: (e[0], -e[1], e[2]),
         )
+        return [Entry(d, t, s, s) for s, t, d in found]
 
     def events(self, state: dict[str, Any], window_s: float, probe: Probe) -> Events:
         """Return what a probe found in the window of ``window_s`` seconds."""
@@ -301,7 +316,7 @@ class Windows:
             squares + rec.score * rec.score,
             negatives + negative,
             _keep_lowest([*worst, entry]),
-            _keep_lowest([*worst_neg, entry]) if negative else worst_neg,
+            _keep_lowest([*worst_neg, entry]) if negative and self.negative_evidence else worst_neg,
             sorted({*sources, rec.source}),
             probes,
         ]
@@ -318,7 +333,3 @@ def _float(value: Any, default: float) -> float:
 
 def _keep_lowest(entries: list[list[Any]]) -> list[list[Any]]:
     return sorted(entries, key=lambda e: (e[0], -e[1], e[2]))[:EVIDENCE]
-
-
-def _lowest(entries: list[Entry]) -> list[Entry]:
-    return sorted(entries, key=lambda e: (e.score, -e.published, e.doc_id))[:EVIDENCE]

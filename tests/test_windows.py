@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from streams.records import Scored
 from streams.windows import EVIDENCE, Probe, Refs, Windows
-from tests.scored import doc
+from tests.records import doc
 
 HOUR = 3600.0
 
@@ -61,7 +61,7 @@ RECORDS = st.lists(
 def test_in_time_order_a_window_holds_what_its_documents_say(
     records: list[Scored], window_s: float
 ) -> None:
-    windows = Windows(HOUR, probes=[Probe("bankruptcy", 0.5)])
+    windows = Windows(HOUR, probes=[Probe("bankruptcy", 0.5)], negative_evidence=True)
     ordered = sorted(records, key=lambda r: r.published_at)
     state, refs, _ = feed(windows, ordered)
     held = in_window(windows, ordered, window_s)
@@ -71,8 +71,11 @@ def test_in_time_order_a_window_holds_what_its_documents_say(
     assert got.negatives == sum(r.label == "negative" for r in held)
     assert got.sources == tuple(sorted({r.source for r in held}))
     worst = sorted(held, key=lambda r: (r.score, -r.published_at.timestamp(), r.doc_id))
-    assert [e.doc_id for e in got.worst] == [r.doc_id for r in worst[:EVIDENCE]]
-    refs_of = windows.docrefs("ACME", got.worst, refs)
+    lowest = windows.lowest(state, window_s)
+    assert [e.doc_id for e in lowest] == [r.doc_id for r in worst[:EVIDENCE]]
+    negatives = [r.doc_id for r in worst if r.label == "negative"][:EVIDENCE]
+    assert [e.doc_id for e in windows.lowest(state, window_s, negative=True)] == negatives
+    refs_of = windows.docrefs("ACME", lowest, refs)
     assert [(d.title, d.url) for d in refs_of] == [(r.title, r.url) for r in worst[:EVIDENCE]]
     hits = [r for r in held if r.event_type == "bankruptcy" and r.event_prob >= 0.5]
     found = windows.events(state, window_s, Probe("bankruptcy", 0.5))
