@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 from faust.streams import current_event
@@ -13,7 +12,8 @@ from models.base import TextScore
 from streams import classify, steps
 from streams.acks import each
 from streams.app import WorkerConfig, create_pipeline
-from streams.records import Document, Rejected, Scored
+from streams.records import Rejected, Scored
+from tests.records import document
 
 
 class FixedModel:
@@ -36,16 +36,7 @@ class Collected:
 
 
 def _doc(doc_id: str, title: str, tickers: tuple[str, ...]) -> dict[str, object]:
-    now = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
-    return Document(
-        doc_id=doc_id,
-        source="wire",
-        kind="news",
-        title=title,
-        published_at=now,
-        fetched_at=now,
-        tickers=tickers,
-    ).to_json()
+    return document(doc_id, title, tickers).to_json()
 
 
 def _run(values: list[object], tmp_path: Path) -> Collected:
@@ -95,15 +86,12 @@ def test_classify_dead_letters_invalid_documents_with_the_field_at_fault(tmp_pat
 
 
 def test_8k_items_name_the_event_of_a_filing() -> None:
-    now = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
-    filing = Document(
-        doc_id="doc-00009",
+    filing = document(
+        "doc-00009",
+        "8-K",
+        ("NVDA",),
         source="edgar",
         kind="filing",
-        title="8-K",
-        published_at=now,
-        fetched_at=now,
-        tickers=("NVDA",),
         meta={"form_type": "8-K", "items": ["5.02", "9.01"]},
     )
     [record] = steps.score(FixedModel(), [filing])
@@ -111,16 +99,11 @@ def test_8k_items_name_the_event_of_a_filing() -> None:
 
 
 def test_the_linkers_relevance_wins_over_the_fallback() -> None:
-    now = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
-    doc = Document(
-        doc_id="doc-00010",
-        source="wire",
-        kind="news",
-        title="Chipmakers rally",
+    doc = document(
+        "doc-00010",
+        "Chipmakers rally",
+        ("NVDA", "AMD"),
         body="Shares of NVDA rose.",
-        published_at=now,
-        fetched_at=now,
-        tickers=("NVDA", "AMD"),
         meta={"relevance": {"NVDA": 0.8}},
     )
     records = steps.score(FixedModel(), [doc])

@@ -19,11 +19,11 @@ import pytest
 
 from infra.errors import ConfigError
 from infra.settings import Settings
-from streams.records import Alert
 from streams.store import SCORE_COLUMNS, Store
 from surveil.quant import DEFAULT_FREQ, Quant, connect
 from surveil.quant.series import SERIES_COLUMNS
 from surveil.runtime import open_warehouse
+from tests.records import alert
 
 T0 = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
 OLD = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
@@ -55,23 +55,7 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Quant]:
         warehouse.insert("scores", rows, [*SCORE_COLUMNS, "ingested_at"])
         replayed = datetime.now(UTC)
         Store(warehouse).write_alerts(
-            [
-                Alert(
-                    alert_id="a1",
-                    fingerprint="f",
-                    rule="mean_below",
-                    severity="warning",
-                    ticker="AAPL",
-                    fired_at=replayed,
-                    value=-0.5,
-                    threshold=-0.3,
-                    window_start=OLD - timedelta(hours=1),
-                    window_end=OLD,
-                    documents=3,
-                    explanation="x",
-                    state="firing",
-                )  # fmt: skip
-            ]
+            [alert(replayed, ticker="AAPL", window_start=OLD - timedelta(hours=1), window_end=OLD)]
         )
     finally:
         warehouse.close()

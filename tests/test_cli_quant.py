@@ -31,10 +31,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from infra.settings import Settings
-from streams.records import Alert, Document, Scored
+from streams.records import Alert
 from streams.store import SCORE_COLUMNS, Store
 from surveil.cli import cli
 from surveil.runtime import open_warehouse
+from tests import records
 
 T0 = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
 RANGE = ["--from", "2026-03-02T13:00", "--to", "2026-03-02T15:00"]
@@ -46,22 +47,8 @@ def _at(minutes: int) -> datetime:
 
 
 def _scored(doc: str, ticker: str, minute: int, score: float, relevance: float, scored: int):
-    return Scored(
-        doc_id=f"doc-{doc}-0000",
-        ticker=ticker,
-        kind="news",
-        source="wire",
-        published_at=_at(minute),
-        fetched_at=_at(minute),
-        label="negative" if score < 0 else "positive",
-        p_negative=max(0.0, -score),
-        p_neutral=1 - abs(score),
-        p_positive=max(0.0, score),
-        score=score,
-        event_prob=0.0,
-        relevance=relevance,
-        model_version="m1",
-        scored_at=_at(scored),
+    return records.scored(
+        f"doc-{doc}-0000", ticker, _at(minute), score, relevance=relevance, scored_at=_at(scored)
     )
 
 
@@ -75,20 +62,13 @@ SCORES = [
 
 
 def _alert(alert_id: str, ticker: str, state: str, fired: int, window_end: int) -> Alert:
-    return Alert(
+    return records.alert(
+        _at(fired),
         alert_id=alert_id,
         fingerprint=f"f-{ticker}",
-        rule="mean_score_below",
-        severity="warning",
         ticker=ticker,
-        fired_at=_at(fired),
-        value=-0.5,
-        threshold=-0.3,
-        window_start=_at(fired - 60),
         window_end=_at(window_end),
-        documents=3,
-        explanation="x",
-        state=state,  # type: ignore[arg-type]
+        state=state,
     )
 
 
@@ -101,15 +81,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         store = Store(warehouse)
         store.write_documents(
             [
-                Document(
-                    doc_id=s.doc_id,
-                    source="wire",
-                    kind="news",
-                    title=f"story {s.doc_id}",
-                    published_at=s.published_at,
-                    fetched_at=s.fetched_at,
-                    tickers=("AAPL",),
-                )
+                records.document(s.doc_id, f"story {s.doc_id}", ("AAPL",), at=s.published_at)
                 for s in SCORES
                 if s.ticker == "AAPL"
             ]

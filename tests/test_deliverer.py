@@ -21,18 +21,21 @@ from tests.test_outbox import KEY, T0, Clock, alert, small_outbox
 
 
 class Flaky:
-    """A notifier that raises ``fail`` times, then delivers; records what it sent."""
+    """A notifier that raises ``fail`` times, then delivers; records what it sent and sets
+    ``done`` when it has sent something."""
 
     def __init__(self, name: str, fail: int = 0) -> None:
         self.name = name
         self.fail = fail
         self.sent: list[str] = []
+        self.done = threading.Event()
 
     def send(self, alert: Alert) -> Delivery:
         if self.fail:
             self.fail -= 1
             raise RuntimeError("connection reset")
         self.sent.append(alert.alert_id)
+        self.done.set()
         return Delivery(channel=self.name, ok=True, status=200, at=T0)
 
 
@@ -107,32 +110,18 @@ def test_a_channel_without_notifier_is_a_failed_attempt_and_is_retried(
 
 
 def test_the_thread_delivers_and_stops(outbox: Outbox, clock: Clock):
-    done = threading.Event()
-
-    class Signal(Flaky):
-        def send(self, alert: Alert) -> Delivery:
-            done.set()
-            return super().send(alert)
-
-    notifier = Signal("slack")
+    notifier = Flaky("slack")
     deliverer = Deliverer(outbox, {"slack": notifier}, clock, interval=0.01)
     outbox.put(alert(), ["slack"], KEY)
     deliverer.start()
     try:
-        assert done.wait(5)
+        assert notifier.done.wait(5)
     finally:
         deliverer.stop()
     assert notifier.sent == ["a1"]
 
 
 def test_wake_sends_before_the_next_poll(outbox: Outbox, clock: Clock):
-    done = threading.Event()
-
-    class Signal(Flaky):
-        def send(self, alert: Alert) -> Delivery:
-            done.set()
-            return super().send(alert)
-
     first_pass = threading.Event()
     due = outbox.due
 
@@ -141,13 +130,14 @@ def test_wake_sends_before_the_next_poll(outbox: Outbox, clock: Clock):
         return due(now, limit)
 
     outbox.due = watched  # type: ignore[method-assign]
-    deliverer = Deliverer(outbox, {"slack": Signal("slack")}, clock, interval=3600)
+    notifier = Flaky("slack")
+    deliverer = Deliverer(outbox, {"slack": notifier}, clock, interval=3600)
     deliverer.start()
     try:
         assert first_pass.wait(10)  # it found nothing; its next poll is an hour away
         outbox.put(alert(), ["slack"], KEY)
         deliverer.wake()
-        assert done.wait(10)
+        assert notifier.done.wait(10)
     finally:
         deliverer.stop()
 

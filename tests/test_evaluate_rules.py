@@ -23,7 +23,7 @@ from alerts.ruleset import (
     load_ruleset,
 )
 from streams.records import Scored
-from tests.scored import T0, doc
+from tests.records import T0, doc
 
 SLUMP = ThresholdSpec(name="slump", threshold=-0.3)
 

@@ -12,6 +12,7 @@ import pytest
 from alerts.outbox import Outbox, Put
 from infra.errors import StateError
 from streams.records import Alert, Delivery
+from tests import records
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 KEY = "a1:firing:0"
@@ -31,21 +32,9 @@ class Clock:
         return self.now
 
 
-def alert(alert_id: str = "a1", state: str = "firing") -> Alert:
-    return Alert(
-        alert_id=alert_id,
-        fingerprint="f" * 32,
-        rule="neg_spike",
-        severity="warning",
-        ticker="ACME",
-        fired_at=T0,
-        value=-0.5,
-        threshold=-0.3,
-        window_start=T0 - timedelta(hours=1),
-        window_end=T0,
-        documents=4,
-        explanation="ACME is down",
-        state=state,  # type: ignore[arg-type]
+def alert(alert_id: str = "a1") -> Alert:
+    return records.alert(
+        T0, alert_id=alert_id, rule="neg_spike", documents=4, explanation="ACME is down"
     )
 
 

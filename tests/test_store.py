@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,8 +12,7 @@ from infra.db import Warehouse, connect, load_migrations
 from infra.errors import ConfigError, StoreError
 from streams.records import Alert, Document, Scored
 from streams.store import Store
-
-T0 = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
+from tests.records import T0, alert, document, scored
 
 
 @pytest.fixture
@@ -25,33 +24,14 @@ def warehouse(tmp_path: Path) -> Iterator[Warehouse]:
 
 
 def _doc(n: int) -> Document:
-    return Document(
-        doc_id=f"doc-{n:05d}",
-        source="wire",
-        kind="news",
-        title=f"story {n}",
-        published_at=T0 + timedelta(minutes=n),
-        fetched_at=T0,
-        tickers=("CNTS", "FABR"),
+    return document(
+        f"doc-{n:05d}", f"story {n}", ("CNTS", "FABR"), at=T0 + timedelta(minutes=n), fetched_at=T0
     )
 
 
 def _scored(n: int, ticker: str, score: float) -> Scored:
-    return Scored(
-        doc_id=f"doc-{n:05d}",
-        ticker=ticker,
-        kind="news",
-        source="wire",
-        published_at=T0 + timedelta(seconds=n),
-        fetched_at=T0,
-        label="negative" if score < 0 else "neutral",
-        p_negative=max(0, -score),
-        p_neutral=1 - abs(score),
-        p_positive=max(0, score),
-        score=score,
-        relevance=1.0,
-        model_version="m1",
-        scored_at=T0,
+    return scored(
+        f"doc-{n:05d}", ticker, T0 + timedelta(seconds=n), score, fetched_at=T0, scored_at=T0
     )
 
 
@@ -83,21 +63,7 @@ def test_redelivered_scores_never_reach_the_rollup_twice(warehouse: Warehouse) -
 
 
 def _firing() -> Alert:
-    return Alert(
-        alert_id="a1",
-        fingerprint="f1",
-        rule="mean_score_below",
-        severity="warning",
-        ticker="CNTS",
-        fired_at=T0,
-        value=-0.5,
-        threshold=-0.3,
-        window_start=T0,
-        window_end=T0,
-        documents=3,
-        explanation="x",
-        state="firing",
-    )
+    return alert(fingerprint="f1", ticker="CNTS", window_start=T0)
 
 
 def test_alert_states_are_kept_as_an_audit_trail(warehouse: Warehouse) -> None:
