@@ -11,27 +11,19 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from alerts import ruleset
 from alerts.conditions import Condition
 from alerts.evaluate import Evaluator
-from alerts.ruleset import (
-    EventSpec,
-    NegativeSpikeSpec,
-    Rule,
-    RuleSet,
-    ShockSpec,
-    ThresholdSpec,
-    load_ruleset,
-)
 from streams.records import Scored
 from tests.records import T0, doc
 
-SLUMP = ThresholdSpec(name="slump", threshold=-0.3)
+SLUMP = ruleset.ThresholdSpec(name="slump", threshold=-0.3)
 
 
 def run(
-    rules: Iterable[Rule], docs: Iterable[Scored], state: dict[str, Any] | None = None
+    rules: Iterable[ruleset.Rule], docs: Iterable[Scored], state: dict[str, Any] | None = None
 ) -> tuple[dict[str, Any], list[Condition]]:
-    evaluator = Evaluator(RuleSet(rules=tuple(rules)))
+    evaluator = Evaluator(ruleset.RuleSet(rules=tuple(rules)))
     state = state if state is not None else evaluator.empty_state()
     out: list[Condition] = []
     for rec in docs:
@@ -126,7 +118,7 @@ def _baseline(n: int, every: timedelta, negative_every: int = 0) -> list[Scored]
 
 
 def test_a_shock_rule_fires_against_a_long_positive_baseline() -> None:
-    shock = ShockSpec(name="shock", zscore=-3, min_docs=5)
+    shock = ruleset.ShockSpec(name="shock", zscore=-3, min_docs=5)
     history = _baseline(96, timedelta(minutes=30))  # two days
     burst = [doc(500 + i, timedelta(hours=48, minutes=5 * i), -0.5) for i in range(6)]
     state, conditions = run([shock], history + burst)
@@ -139,14 +131,14 @@ def test_a_shock_rule_fires_against_a_long_positive_baseline() -> None:
 
 
 def test_a_shock_rule_needs_enough_baseline() -> None:
-    shock = ShockSpec(name="shock", zscore=-3, min_docs=5, min_baseline=20)
+    shock = ruleset.ShockSpec(name="shock", zscore=-3, min_docs=5, min_baseline=20)
     history = _baseline(10, timedelta(minutes=30))
     burst = [doc(500 + i, timedelta(hours=5, minutes=5 * i), -0.5) for i in range(6)]
     assert run([shock], history + burst)[1] == []
 
 
 def test_negative_spike_fires_on_a_burst_of_negatives() -> None:
-    spike = NegativeSpikeSpec(name="spike", factor=3, window_s=1800, min_docs=5)
+    spike = ruleset.NegativeSpikeSpec(name="spike", factor=3, window_s=1800, min_docs=5)
     history = _baseline(72, timedelta(hours=1), negative_every=10)  # 3 days, 8 negatives
     burst = [doc(500 + i, timedelta(hours=72, minutes=2 * i), -0.7) for i in range(8)]
     _, conditions = run([spike], history + burst)
@@ -156,7 +148,7 @@ def test_negative_spike_fires_on_a_burst_of_negatives() -> None:
 
 
 def test_negative_spike_is_quiet_when_negatives_are_usual() -> None:
-    spike = NegativeSpikeSpec(name="spike", factor=3, window_s=1800, min_docs=5)
+    spike = ruleset.NegativeSpikeSpec(name="spike", factor=3, window_s=1800, min_docs=5)
     history = _baseline(72 * 6, timedelta(minutes=10), negative_every=1)  # 3 per 30m
     burst = [doc(5000 + i, timedelta(hours=72, minutes=2 * i), -0.7) for i in range(8)]
     assert run([spike], history + burst)[1] == []
@@ -165,7 +157,7 @@ def test_negative_spike_is_quiet_when_negatives_are_usual() -> None:
 def test_an_event_rule_fires_on_an_8k_item_103_document(tmp_path: Path) -> None:
     path = tmp_path / "alerts.yaml"
     path.write_text("rules: [{name: chapter11, kind: event, item: '1.03', probability: 0.9}]")
-    rules = load_ruleset(path).rules
+    rules = ruleset.load_ruleset(path).rules
     filing = doc(1, seconds(0), -0.8, event="bankruptcy", prob=1.0)
     _, conditions = run(rules, [filing])
     assert [(c.rule, c.kind, c.active, c.value) for c in conditions] == [
@@ -177,7 +169,7 @@ def test_an_event_rule_fires_on_an_8k_item_103_document(tmp_path: Path) -> None:
 
 
 def test_an_event_rule_ignores_an_event_below_its_probability() -> None:
-    rule = EventSpec(name="chapter11", event="bankruptcy", probability=0.9)
+    rule = ruleset.EventSpec(name="chapter11", event="bankruptcy", probability=0.9)
     unsure = doc(1, seconds(0), -0.8, event="bankruptcy", prob=0.6)
     other = doc(2, seconds(1), -0.8, event="officer_change", prob=1.0)
     assert run([rule], [unsure, other])[1] == []
@@ -191,7 +183,7 @@ def test_scope_restricts_a_rule_to_its_tickers_or_watchlist(tmp_path: Path) -> N
         "  - {name: listed, kind: threshold, threshold: -0.3, scope: {watchlist: chips}}\n"
         "  - {name: named, kind: threshold, threshold: -0.3, scope: {tickers: [aapl]}}\n"
     )
-    rules = load_ruleset(path).rules
+    rules = ruleset.load_ruleset(path).rules
     fired = {
         ticker: {
             c.rule
@@ -203,10 +195,12 @@ def test_scope_restricts_a_rule_to_its_tickers_or_watchlist(tmp_path: Path) -> N
 
 
 RULES = (
-    ThresholdSpec(name="slump", threshold=-0.2, window_s=600),
-    ShockSpec(name="shock", zscore=-2, window_s=300, baseline_s=3600, min_baseline=5),
-    NegativeSpikeSpec(name="spike", factor=2, window_s=300, baseline_s=7200, min_baseline=5),
-    EventSpec(name="event", event="bankruptcy", window_s=900),
+    ruleset.ThresholdSpec(name="slump", threshold=-0.2, window_s=600),
+    ruleset.ShockSpec(name="shock", zscore=-2, window_s=300, baseline_s=3600, min_baseline=5),
+    ruleset.NegativeSpikeSpec(
+        name="spike", factor=2, window_s=300, baseline_s=7200, min_baseline=5
+    ),
+    ruleset.EventSpec(name="event", event="bankruptcy", window_s=900),
 )
 STREAM = st.lists(
     st.tuples(
@@ -223,7 +217,7 @@ STREAM = st.lists(
 @settings(max_examples=60, deadline=None)
 @given(STREAM)
 def test_state_stays_json_and_bounded_by_the_window(stream: list[Any]) -> None:
-    evaluator = Evaluator(RuleSet(rules=RULES))
+    evaluator = Evaluator(ruleset.RuleSet(rules=RULES))
     state: dict[str, Any] = {}
     for n, second, score, near_dup, event in stream:
         rec = doc(
