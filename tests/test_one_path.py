@@ -18,14 +18,17 @@ import pytest
 
 from alerts.dryrun import DRY_RUN
 from infra.settings import Settings
+from ingest.base import collect
+from ingest.rss import RssSource
+from models.lexicon import LexiconClassifier
 from surveil.demo.receiver import WebhookReceiver
 from surveil.demo.run import processed
 from surveil.ingestion import run_once
-from surveil.replay.run import replay
+from surveil.replay.run import RunReport, dry_run_engine, replay, run_steps
 from surveil.replay.runs import open_run
 from surveil.runtime import WorkerProcess, open_warehouse
-
-pytestmark = pytest.mark.integration
+from tests.feeds import MSFT_FEED
+from tests.sinks import ListSink
 
 SOURCES = """
 sources:
@@ -77,6 +80,7 @@ def _rows(warehouse: Any, sql: str) -> list[tuple[Any, ...]]:
     return sorted(tuple(str(v) for v in row) for row in warehouse.rows(sql))
 
 
+@pytest.mark.integration
 def test_the_fixtures_give_the_same_documents_scores_windows_and_alerts_live_and_replayed(
     make_settings: Callable[..., Settings], shared_dir: Path, tmp_path: Path
 ) -> None:
@@ -129,3 +133,22 @@ def test_the_fixtures_give_the_same_documents_scores_windows_and_alerts_live_and
     alerts = live_rows[2]
     assert {a[2] for a in alerts} >= {"slump", "officers"}, alerts  # windows and probes fired
     assert live_posts > 0  # the live channel was there, and the replay never used it
+
+
+def test_the_steps_run_a_list_in_and_a_list_out_and_a_redelivery_changes_nothing(
+    shared_dir: Path,
+) -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, signal_window_s=2 * 86_400, alert_threshold=-0.15, alert_min_docs=3
+    )
+    feed = collect(RssSource("sa", str(shared_dir / MSFT_FEED)))
+    docs = [(0, d) for d in feed.documents]
+    sink, sent = ListSink(), []
+    for _ in range(2):  # the same documents again: a redelivery
+        engine, outbox = dry_run_engine(settings)
+        report = RunReport("list", "memory", "lexicon")
+        run_steps(docs, LexiconClassifier(), sink, engine, outbox, report)
+        sent.append((report.documents, report.scores, report.alerts))
+    assert sent[0] == (30, len(sink.scores), len(sink.alerts)) and sent[1] == (0, 0, 0)
+    assert {d.doc_id for d in feed.documents} == set(sink.documents)
+    assert {(a.ticker, a.state) for a in sink.alerts.values()} >= {("MSFT", "firing")}
