@@ -31,7 +31,8 @@ class ListSink:
 
     def write_alerts(self, alerts: Sequence[Alert]) -> int:
         """Keep the alert states (firing, resolved) not kept yet; return how many were new."""
-        return _keep(self.alerts, {(a.alert_id, a.state): a for a in alerts})
+        batch: dict[tuple[str, str], Alert] = {(a.alert_id, a.state): a for a in alerts}
+        return _keep(self.alerts, batch)
 
 
 def _keep(kept: dict[K, V], batch: dict[K, V]) -> int:
