@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
+import pandas as pd
 
 from infra.errors import SurveilError
 from surveil.cli.base import Group, SettingsContext, pass_settings
@@ -54,6 +56,9 @@ _AT_FORMAT = re.compile(
     r"Unknown expression or function identifier `FORMAT`)\.?"
 )
 _FORMAT_CLAUSE = re.compile(r"\bFORMAT\s+\w+\s*;?\s*$", re.IGNORECASE)
+
+# What a query command's fetch returns: the frame, the message for no rows, the table columns.
+Answer = tuple[pd.DataFrame, str, Sequence[str] | None]
 
 
 @contextmanager
@@ -154,64 +159,72 @@ def query_sql(ctx: SettingsContext, sql: str, fmt: str, run: str | None) -> None
     emit(frame, fmt, None, "the query returned no rows")
 
 
+def frame_query(fetch: Callable[..., Answer]) -> Callable[..., None]:
+    """Make a query command of ``fetch(quant, start, end, **its own parameters)``.
+
+    The command takes --format, --out and --run after the options of ``fetch``, resolves the
+    time range, opens the data and prints the frame ``fetch`` returns with its message for no
+    rows and its table columns.
+    """
+
+    def command(
+        ctx: SettingsContext,
+        /,
+        start: datetime | None,
+        end: datetime | None,
+        fmt: str,
+        out: Path | None,
+        run: str | None,
+        **params: Any,
+    ) -> None:
+        check_out(fmt, out)
+        start, end = time_range(start, end)
+        with open_quant(ctx, run=run) as quant:
+            frame, empty, columns = fetch(quant, start, end, **params)
+        emit(frame, fmt, out, empty, columns)
+
+    command.__doc__ = fetch.__doc__  # the command's help
+    return output_options(run_option(pass_settings(command)))
+
+
 @query_group.command("sentiment", epilog=TIME_HELP)
 @click.argument("tickers", nargs=-1, required=True)
 @window_options
 @freq_option("Bucket width in minutes, hours or days: 1min, 5m, 15min, 1h, 1d.")
 @as_of_option
-@output_options
-@run_option
-@pass_settings
+@frame_query
 def query_sentiment(
-    ctx: SettingsContext,
+    quant: Quant,
+    start: datetime,
+    end: datetime,
     tickers: Sequence[str],
-    start: datetime | None,
-    end: datetime | None,
     freq: str,
     as_of: datetime | None,
-    fmt: str,
-    out: Path | None,
-    run: str | None,
-) -> None:
+) -> Answer:
     """Print tickers' sentiment per time bucket.
 
     Columns: ticker, bucket (its start), documents, mean_score, negative_share and
     weighted_score (the mean weighted by each ticker's relevance to its document).
     """
-    check_out(fmt, out)
-    start, end = time_range(start, end)
     names = [t.upper() for t in tickers]
-    with open_quant(ctx, run=run) as quant:
-        frame = quant.sentiment(names, start, end, freq=freq, as_of=as_of)
-        warn_unknown(quant, names, list(frame["ticker"]) if len(frame) else [])
-    emit(frame, fmt, out, f"no documents for {', '.join(names)} {span(start, end)}")
+    frame = quant.sentiment(names, start, end, freq=freq, as_of=as_of)
+    warn_unknown(quant, names, list(frame["ticker"]) if len(frame) else [])
+    return frame, f"no documents for {', '.join(names)} {span(start, end)}", None
 
 
 @query_group.command("documents", epilog=TIME_HELP)
 @click.argument("ticker")
 @window_options
 @as_of_option
-@output_options
-@run_option
-@pass_settings
+@frame_query
 def query_documents(
-    ctx: SettingsContext,
-    ticker: str,
-    start: datetime | None,
-    end: datetime | None,
-    as_of: datetime | None,
-    fmt: str,
-    out: Path | None,
-    run: str | None,
-) -> None:
+    quant: Quant, start: datetime, end: datetime, ticker: str, as_of: datetime | None
+) -> Answer:
     """Print a ticker's scored documents in a range, oldest first."""
-    check_out(fmt, out)
-    start, end = time_range(start, end)
     name = ticker.upper()
-    with open_quant(ctx, run=run) as quant:
-        frame = quant.documents(name, start, end, as_of=as_of)
-        warn_unknown(quant, [name], [name] if len(frame) else [])
-    emit(frame, fmt, out, f"no documents for {name} {span(start, end)}", DOCUMENT_TABLE)
+    frame = quant.documents(name, start, end, as_of=as_of)
+    warn_unknown(quant, [name], [name] if len(frame) else [])
+    return frame, f"no documents for {name} {span(start, end)}", DOCUMENT_TABLE
 
 
 @query_group.command("alerts", epilog=TIME_HELP)
@@ -220,23 +233,11 @@ def query_documents(
     "--state", type=click.Choice(["firing", "resolved"]), default=None, help="Only this state."
 )
 @window_options
-@output_options
-@run_option
-@pass_settings
+@frame_query
 def query_alerts(
-    ctx: SettingsContext,
-    tickers: Sequence[str],
-    state: str | None,
-    start: datetime | None,
-    end: datetime | None,
-    fmt: str,
-    out: Path | None,
-    run: str | None,
-) -> None:
+    quant: Quant, start: datetime, end: datetime, tickers: Sequence[str], state: str | None
+) -> Answer:
     """Print the alert states (firing, resolved) fired in a range."""
-    check_out(fmt, out)
-    start, end = time_range(start, end)
     names = [t.upper() for t in tickers] or None
-    with open_quant(ctx, run=run) as quant:
-        frame = quant.alerts(start, end, tickers=names, state=state)
-    emit(frame, fmt, out, f"no alerts {span(start, end)}", ALERT_TABLE)
+    frame = quant.alerts(start, end, tickers=names, state=state)
+    return frame, f"no alerts {span(start, end)}", ALERT_TABLE
