@@ -18,6 +18,9 @@ from infra.broker import BrokerConfig, LocalKafka, free_port
 from infra.settings import Settings
 from models.encoders import encoder_dir
 from models.train import TrainConfig, train
+from tests.edgar_helpers import EDGAR
+from tests.rss_helpers import SA
+from tests.social_helpers import HTML_PAGE, REDDIT, STOCKTWITS, TWEETS
 
 ROOT = Path(__file__).resolve().parents[1]
 _namespaces = itertools.count(1)
@@ -97,3 +100,36 @@ def make_settings(kafka: LocalKafka, tmp_path: Path, shared_dir: Path) -> Callab
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
     return make
+
+
+# -- Recorded inputs that several parser test modules read ---------------------------------
+
+
+@pytest.fixture(scope="session")
+def edgar_dir(shared_dir: Path) -> Path:
+    return shared_dir / EDGAR
+
+
+@pytest.fixture(scope="session")
+def sa_raw(shared_dir: Path) -> bytes:
+    return (shared_dir / SA).read_bytes()
+
+
+@pytest.fixture(scope="session")
+def st_raw(shared_dir: Path) -> bytes:
+    return (shared_dir / STOCKTWITS).read_bytes()
+
+
+@pytest.fixture(scope="session")
+def tw_raw(shared_dir: Path) -> bytes:
+    return (shared_dir / TWEETS).read_bytes()
+
+
+@pytest.fixture(scope="session")
+def rd_raw(shared_dir: Path) -> bytes:
+    return (shared_dir / REDDIT).read_bytes()
+
+
+@pytest.fixture(scope="session")
+def html_page(shared_dir: Path) -> bytes:
+    return (shared_dir / HTML_PAGE).read_bytes()

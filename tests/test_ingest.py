@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import logging
 import os
 import signal
 import subprocess
@@ -18,29 +17,19 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
-from kafka.serializer import DefaultSerializer, JsonSerializer
 
 from infra.settings import Settings
-from infra.topics import ensure_topics
 from ingest.base import collect
 from ingest.config import make_source
-from ingest.dedup import NearDuplicates
-from ingest.http import Fetcher
-from ingest.producer import DocumentProducer, TopicReader
-from ingest.rss import RssSource
-from ingest.runner import Checkpoint, Ingestor
-from ingest.state import IngestState
-from ingest.tickers import Linker
-from ingest.universe import Universe
+from ingest.producer import DocumentProducer
 from streams.records import Document, Rejected
-from streams.topics import ALL_TOPICS, DOCS_DLQ, DOCS_RAW, with_prefix
+from streams.topics import DOCS_DLQ, DOCS_RAW
 from surveil.runtime import settings_env
+from tests.ingest_helpers import make_ingestor, read_topic, with_topics
 
 FILES = {
     "/sa.xml": ("rss", "fixtures/feeds/seekingalpha_symbol_MSFT_2017-10.rss.xml"),
@@ -103,32 +92,6 @@ def server(shared_dir: Path) -> Iterator[Server]:
     httpd.server_close()
 
 
-def read_topic(settings: Settings, topic: str) -> list[tuple[str, Any]]:
-    """Every (key, value) on a topic of the test's namespace, from the beginning."""
-    name = f"{settings.topic_prefix}{topic}"
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        key_deserializer=DefaultSerializer(),
-        value_deserializer=JsonSerializer(),
-    )
-    parts = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
-    ends = consumer.end_offsets(parts)
-    consumer.assign(parts)
-    consumer.seek_to_beginning(*parts)
-    out: list[tuple[str, Any]] = []
-    deadline = time.monotonic() + 30
-    while any(consumer.position(tp) < ends[tp] for tp in parts):
-        assert time.monotonic() < deadline, "could not read the topic to its end"
-        for records in consumer.poll(timeout_ms=500).values():
-            for r in records:
-                if r.offset < ends[TopicPartition(r.topic, r.partition)]:
-                    out.append((r.key, r.value))
-    consumer.close()
-    return out
-
-
 def expected_ids(shared_dir: Path, paths: Iterable[str]) -> set[str]:
     """The doc_ids a plain parse of the fixture files gives (the truth to count against)."""
     ids: set[str] = set()
@@ -154,40 +117,13 @@ class CrashAfterPublish:
         raise Crash
 
 
-def make_ingestor(settings: Settings, producer: Any = None) -> tuple[Ingestor, Callable[[], None]]:
-    folder = settings.state_dir / "ingest"
-    folder.mkdir(parents=True, exist_ok=True)
-    state = IngestState(folder / "state.db")
-    fetcher = Fetcher(user_agent="surveil-tests", validators=state, retries=1, backoff=0.01)
-    real = DocumentProducer(settings.bootstrap_servers, topic_prefix=settings.topic_prefix)
-    reader = TopicReader(settings.bootstrap_servers, f"{settings.topic_prefix}{DOCS_RAW}")
-    ingestor = Ingestor(
-        fetcher=fetcher,
-        state=state,
-        producer=producer(real) if producer else real,
-        reader=reader,
-        checkpoint=Checkpoint(folder / "checkpoint.json"),
-        near_duplicates=NearDuplicates(path=folder / "neardup.json"),
-    )
-
-    def close() -> None:
-        fetcher.close()
-        real.close()
-        reader.close()
-        state.close()
-
-    return ingestor, close
-
-
 def source(server: Server, path: str) -> Any:
     return make_source(FILES[path][0], path.strip("/"), f"{server.url}{path}")
 
 
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
-    s = make_settings()
-    ensure_topics(s.bootstrap_servers, with_prefix(s.topic_prefix, ALL_TOPICS), 3)
-    return s
+    return with_topics(make_settings())
 
 
 @pytest.mark.integration
@@ -313,91 +249,3 @@ def test_killed_mid_run_then_restarted_loses_and_repeats_nothing(
     keys = Counter(k for k, _ in read_topic(settings, DOCS_RAW))
     assert set(keys) == expected_ids(shared_dir, paths)  # nothing lost
     assert set(keys.values()) == {1}  # nothing sent twice
-
-
-class Mistyped(RssSource):
-    """An RSS source whose documents also declare "AAPL1", which is no ticker at all."""
-
-    def parse(
-        self, raw: bytes, fetched_at: datetime | None = None
-    ) -> Iterator[Document | Rejected]:
-        for item in super().parse(raw, fetched_at):
-            if isinstance(item, Document):
-                item = item.model_copy(update={"tickers": (*item.tickers, "AAPL1")})
-            yield item
-
-
-@pytest.mark.integration
-def test_unknown_tickers_are_dead_lettered_and_the_document_goes_on(
-    settings: Settings, shared_dir: Path, tmp_path: Path
-) -> None:
-    feed = tmp_path / "feed.xml"
-    feed.write_text(
-        '<rss version="2.0"><channel><title>w</title><item><guid>u1</guid>'
-        "<title>$AAPL and $QQQQZ jump</title><pubDate>Mon, 02 Mar 2026 14:00:00 GMT</pubDate>"
-        "</item></channel></rss>"
-    )
-    ingestor, close = make_ingestor(settings)
-    ingestor.linker = Linker(Universe.load(shared_dir))
-    try:
-        ingestor.recover()
-        wire = Mistyped("wire", str(feed))
-        first = ingestor.run(wire)
-        again = ingestor.run(wire)
-    finally:
-        close()
-    assert (first.documents, first.rejected, again.documents, again.rejected) == (1, 1, 0, 0)
-    [(_, doc)] = read_topic(settings, DOCS_RAW)
-    # $QQQQZ is a well-formed symbol missing from today's lists: kept, unlisted, weighted down.
-    assert doc["tickers"] == ["AAPL", "QQQQZ"] and doc["meta"]["unlisted"] == ["QQQQZ"]
-    assert doc["meta"]["relevance"] == {"AAPL": 1.0, "QQQQZ": 0.5}
-    [(_, dead)] = read_topic(settings, DOCS_DLQ)
-    assert dead["reason"] == "unknown_ticker" and "AAPL1" in dead["detail"]
-    assert ingestor.counters.get("ingest.rejected.unknown_ticker") == 1
-    assert (first.unknown, first.unlisted) == (["AAPL1"], ["QQQQZ"])
-
-
-SA = "fixtures/feeds/seekingalpha_symbol_MSFT_2017-10.rss.xml"
-WSB = "fixtures/social/reddit_wsb_comments_2024-10-11.csv"
-
-
-@pytest.mark.integration
-def test_a_run_logs_one_summary_line_and_the_details_at_debug(
-    settings: Settings, shared_dir: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    ingestor, close = make_ingestor(settings)
-    ingestor.linker = Linker(Universe.load(shared_dir))
-    sa = make_source("rss", "sa-msft", str(shared_dir / SA))
-    wsb = make_source("reddit-csv", "wsb", str(shared_dir / WSB))
-    try:
-        ingestor.recover()
-        with caplog.at_level(logging.DEBUG, logger="ingest"):
-            runs = [ingestor.run(sa), ingestor.run(wsb), ingestor.run(wsb)]
-    finally:
-        close()
-    ours = [r for r in caplog.records if r.name.startswith("ingest.")]
-    said = [(r.levelname, r.getMessage()) for r in ours if r.levelno >= logging.INFO]
-    assert said == [
-        ("INFO", "sa-msft: 30 new documents, 68 unlisted tickers kept "
-                 "(RHT, SONC, SVU, RISE, AZUL, USAT, CFRX, RGLS ... and 60 more)"),
-        ("WARNING", "wsb: 1968 new documents, 21 near-duplicates, "
-                    "1 unlisted tickers kept (TWTR), dead-lettered 7 empty_text"),
-        ("INFO", "wsb: 0 new documents, 1968 already sent, "
-                 "7 rejects already dead-lettered, not sent again"),
-    ]  # fmt: skip
-    debug = [r.getMessage() for r in ours if r.levelno == logging.DEBUG]
-    assert sum(m.startswith("sa-msft: ") and "kept as unlisted" in m for m in debug) == sum(
-        len(d.meta.get("unlisted", ())) for d in _linked(shared_dir, "rss", SA)
-    )
-    assert sum("rejected (empty_text)" in m for m in debug) == 14  # parsed on both runs
-    # The dead-letter records are what they were: one per empty entry, sent once.
-    dead = [v for _, v in read_topic(settings, DOCS_DLQ)]
-    assert [d["reason"] for d in dead] == ["empty_text"] * 7 == ["empty_text"] * runs[1].rejected
-    assert all(d["source"] == "wsb" and d["detail"].startswith("row ") for d in dead)
-
-
-def _linked(shared_dir: Path, kind: str, rel: str) -> list[Document]:
-    linker = Linker(Universe.load(shared_dir))
-    return [
-        linker.link(d).doc for d in collect(make_source(kind, "x", str(shared_dir / rel))).documents
-    ]

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import defusedxml.ElementTree as SafeET
-import feedparser
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from infra.errors import SourceError
-from ingest.base import collect
-from ingest.http import read_location
-from ingest.rss import RssSource
 from ingest.text import is_symbol
-from streams.records import Document, Rejected, stable_id
+from streams.records import stable_id
+from tests.rss_helpers import parse, rss
 
-SA = "fixtures/feeds/seekingalpha_symbol_MSFT_2017-10.rss.xml"
 HALTS = "fixtures/feeds/nasdaqtrader_trade_halts_2023-06-19.rss.xml"
 EDGAR = "fixtures/edgar/getcurrent_all_forms_start0.atom.xml"
 HTML_PAGE = "fixtures/tickers/malformed_nasdaqlisted_html_errorpage.txt"
@@ -31,25 +20,7 @@ NDAQ_NS = "{http://www.nasdaqtrader.com/}"
 ATOM_NS = "{http://www.w3.org/2005/Atom}"
 
 
-def parse(raw: bytes, **options: Any) -> tuple[list[Document], list[Rejected]]:
-    """Parse feed bytes; every item must be a Document or a Rejected."""
-    out = list(RssSource("test", "unused", **options).parse(raw))
-    docs = [item for item in out if isinstance(item, Document)]
-    rejected = [item for item in out if isinstance(item, Rejected)]
-    assert len(docs) + len(rejected) == len(out)
-    return docs, rejected
-
-
-def rss(items: str, *, declaration: str = '<?xml version="1.0" encoding="utf-8"?>') -> str:
-    return f'{declaration}<rss version="2.0"><channel><title>t</title>{items}</channel></rss>'
-
-
 # -- Seeking Alpha: a per-symbol news feed, several sa:symbol per item -------------------
-
-
-@pytest.fixture(scope="module")
-def sa_raw(shared_dir: Path) -> bytes:
-    return (shared_dir / SA).read_bytes()
 
 
 def test_seekingalpha_gives_30_news_documents_and_no_rejects(sa_raw: bytes) -> None:
@@ -308,175 +279,3 @@ def test_wide_feed_cut_off_mid_item_keeps_its_complete_items(sa_raw: bytes, enco
     # The same as the UTF-8 feed cut at the same place: 13 items whole, one cut off.
     assert len(docs) == 13
     assert [r.reason for r in rejected] == ["truncated_entry"]
-
-
-# -- read_location and fetch ---------------------------------------------------------------
-
-
-def test_read_location_reads_a_path_and_a_file_url(tmp_path: Path) -> None:
-    path = tmp_path / "feed.xml"
-    path.write_bytes(b"<rss/>")
-    assert read_location(str(path)) == b"<rss/>"
-    assert read_location(f"file://{path}") == b"<rss/>"
-
-
-def test_read_location_on_a_missing_file_raises(tmp_path: Path) -> None:
-    with pytest.raises(SourceError, match="missing.xml"):
-        read_location(str(tmp_path / "missing.xml"))
-
-
-def test_read_location_on_a_file_over_max_bytes_raises(tmp_path: Path) -> None:
-    path = tmp_path / "feed.xml"
-    path.write_bytes(b"x" * 101)
-    assert read_location(str(path), max_bytes=101) == b"x" * 101
-    with pytest.raises(SourceError, match="larger than 100 bytes"):
-        read_location(str(path), max_bytes=100)
-
-
-Routes = dict[str, tuple[int, bytes]]
-
-
-@pytest.fixture
-def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Routes], str]]:
-    """Serve fixed responses on 127.0.0.1; return the base URL."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    servers: list[http.server.ThreadingHTTPServer] = []
-
-    def start(routes: Routes) -> str:
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                status, body = routes.get(self.path, (404, b"not found"))
-                self.send_response(status)
-                self.send_header("Content-Type", "application/rss+xml")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-
-
-def test_read_location_over_http(serve: Callable[[Routes], str], sa_raw: bytes) -> None:
-    base = serve({"/feed": (200, sa_raw), "/broken": (500, b"oops")})
-    assert read_location(f"{base}/feed") == sa_raw
-    with pytest.raises(SourceError, match="500"):
-        read_location(f"{base}/broken")
-    with pytest.raises(SourceError, match="404"):
-        read_location(f"{base}/nowhere")
-    with pytest.raises(SourceError, match="larger than 1000 bytes"):
-        read_location(f"{base}/feed", max_bytes=1_000)
-
-
-def test_collect_over_http(serve: Callable[[Routes], str], sa_raw: bytes) -> None:
-    base = serve({"/feed": (200, sa_raw)})
-    docs = collect(RssSource("sa", f"{base}/feed")).documents
-    assert len(docs) == 30
-    assert {doc.source for doc in docs} == {"sa"}
-
-
-def test_collect_orders_documents_oldest_first(shared_dir: Path) -> None:
-    batch = collect(RssSource("sa", str(shared_dir / SA)))
-    published = [doc.published_at for doc in batch.documents]
-    assert (len(published), batch.rejected) == (30, [])
-    assert published == sorted(published)
-    assert published[0] < published[-1]
-    assert batch.documents[-1].doc_id == stable_id("id", "https://seekingalpha.com/Article:4117127")
-
-
-def test_collect_splits_rejects_from_documents(tmp_path: Path) -> None:
-    path = tmp_path / "feed.xml"
-    path.write_text(rss("<item><title>Kept</title></item><item><link>x</link></item>"))
-    batch = collect(RssSource("local", str(path)))
-    assert [doc.title for doc in batch.documents] == ["Kept"]
-    assert [r.reason for r in batch.rejected] == ["empty_entry"]
-
-
-# -- Properties: parse never raises ---------------------------------------------------------
-
-FRAGMENTS = [
-    b'<?xml version="1.0"?>',
-    b'<?xml version="1.0" encoding="ISO-8859-1"?>',
-    b'<?xml version="1.0" encoding="utf-16"?>',
-    b'<?xml version="1.0" encoding="bogus"?>',
-    b'<rss version="2.0">',
-    b"</rss>",
-    b"<channel>",
-    b"</channel>",
-    b"<item>",
-    b"</item>",
-    b"<title>",
-    b"</title>",
-    b"<description>",
-    b"</description>",
-    b"<![CDATA[<table><tr><td>",
-    b"]]>",
-    b"<guid>",
-    b"</guid>",
-    b"<pubDate>Thu, 26 Oct 2017 21:54:10 -0400</pubDate>",
-    b"<pubDate>yesterday</pubDate>",
-    b'<feed xmlns="http://www.w3.org/2005/Atom">',
-    b"<entry>",
-    b"</entry>",
-    b"<updated>2026-01-12T11:27:39-05:00</updated>",
-    b'<sa:symbol xmlns:sa="https://seekingalpha.com/api/1.0">MSFT</sa:symbol>',
-    b"<html><body>",
-    b'<!DOCTYPE x [<!ENTITY e "eee">]>',
-    b"&e;&amp;&#xE9;&bogus;",
-    b"$AAPL NYSE: IBM",
-    b"\xe9\xff\xfe\x00",
-]
-feedish = st.lists(st.sampled_from(FRAGMENTS) | st.binary(max_size=12), max_size=30).map(b"".join)
-
-
-@settings(max_examples=50, deadline=None)
-@given(raw=st.binary(max_size=2_000) | feedish)
-def test_parse_never_raises_on_random_bytes(raw: bytes) -> None:
-    docs, rejected = parse(raw)
-    assert all(is_symbol(t) for doc in docs for t in doc.tickers)
-    if not docs and not rejected:
-        # Nothing at all only for a well-formed feed without entries.
-        parsed = feedparser.parse(raw)
-        assert parsed.get("version") and not parsed.bozo and not parsed.entries
-
-
-mutation = st.tuples(
-    st.sampled_from(["delete", "insert", "truncate"]),
-    st.floats(min_value=0, max_value=1),
-    st.binary(min_size=1, max_size=8),
-)
-
-
-@settings(max_examples=50, deadline=None)
-@given(mutations=st.lists(mutation, min_size=1, max_size=5))
-def test_parse_never_raises_on_a_mutated_feed(
-    sa_raw: bytes, mutations: list[tuple[str, float, bytes]]
-) -> None:
-    raw = sa_raw
-    for op, where, data in mutations:
-        at = int(where * len(raw))
-        if op == "delete":
-            raw = raw[:at] + raw[at + len(data) :]
-        elif op == "insert":
-            raw = raw[:at] + data + raw[at:]
-        else:
-            raw = raw[:at]
-    docs, rejected = parse(raw)
-    assert docs or rejected
-
-
-def test_a_feed_cut_off_mid_item_rejects_the_half_written_item(sa_raw: bytes) -> None:
-    docs, rejected = parse(sa_raw[: len(sa_raw) // 2])
-    assert len(docs) == sa_raw[: len(sa_raw) // 2].count(b"</item>") == 13
-    assert [r.reason for r in rejected] == ["truncated_entry"]
-    assert "closing tag" in rejected[0].detail
