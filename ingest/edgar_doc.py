@@ -93,26 +93,13 @@ class EdgarDocSource(OneFilingSource):
     def _document(self, text: str, fetched_at: datetime) -> Document:
         header = _SGML_HEADER.search(text)
         fields, parties = _sgml_header(header.group(1)) if header else ({}, [])
-        doc = _SGML_DOC.search(text)
-        tags = dict(_SGML_TAG.findall(doc.group(1)[:2_000])) if doc else {}
-        markup = text
-        if doc:
-            inner = _SGML_TEXT.search(doc.group(1))
-            markup = inner.group(1) if inner else doc.group(1)
-        facts = [
-            (start.group(1), clean_text(markup[start.end() : end.start()], 500))
-            for start, end in tag_spans(markup, _DEI, _DEI_END)
-        ]
-        dei = {name: value for name, value in reversed(facts) if value}
-        symbols = [value for name, value in facts if name == "TradingSymbol"]
-        markup = _without(markup, _IX_HEADER, _IX_HEADER_END)
-        if _HTML.search(markup):
-            # HTML whitespace means nothing; wrapped headings ("Item 9. Regulation\nFD") join.
-            markup = re.sub(r"\s+", " ", markup)
-        body = clean_text(markup)
+        document = _sgml_document(text)
+        tags, markup = document or ({}, text)
+        dei, symbols = _cover_facts(markup)
+        body = _plain_text(markup)
         items = item_headings(body)
         cover = _COVER_FORM.search(body[:5_000])
-        if not (header or doc or dei or cover or items):
+        if not (header or document or dei or cover or items):
             # Nothing a filing has: SEC header, inline XBRL cover facts, "FORM" line, Items.
             reason, msg = "not_a_filing_document", "no SEC header, cover page or Item heading"
             raise DecodeError(reason, msg)
@@ -157,6 +144,34 @@ class EdgarDocSource(OneFilingSource):
             tickers=self.tickers,
             meta=meta,
         )
+
+
+def _sgml_document(text: str) -> tuple[dict[str, str], str] | None:
+    """Return the first <DOCUMENT>'s tags (TYPE, FILENAME...) and its text; None without one."""
+    doc = _SGML_DOC.search(text)
+    if not doc:
+        return None
+    inner = _SGML_TEXT.search(doc.group(1))
+    return dict(_SGML_TAG.findall(doc.group(1)[:2_000])), inner.group(1) if inner else doc.group(1)
+
+
+def _cover_facts(markup: str) -> tuple[dict[str, str], list[str]]:
+    """Return the inline XBRL cover facts (dei:Name, first value kept) and trading symbols."""
+    facts = [
+        (start.group(1), clean_text(markup[start.end() : end.start()], 500))
+        for start, end in tag_spans(markup, _DEI, _DEI_END)
+    ]
+    dei = {name: value for name, value in reversed(facts) if value}
+    return dei, [value for name, value in facts if name == "TradingSymbol"]
+
+
+def _plain_text(markup: str) -> str:
+    """Return the document's text without its hidden inline XBRL header."""
+    markup = _without(markup, _IX_HEADER, _IX_HEADER_END)
+    if _HTML.search(markup):
+        # HTML whitespace means nothing; wrapped headings ("Item 9. Regulation\nFD") join.
+        markup = re.sub(r"\s+", " ", markup)
+    return clean_text(markup)
 
 
 def _sgml_header(header: str) -> tuple[dict[str, str], list[dict[str, Any]]]:
