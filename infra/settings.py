@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,25 +36,25 @@ class Settings(BaseSettings):
         9093, description="KRaft controller port of the local broker."
     )
     kafka_heap: str = Field("1g", description="JVM heap of the local broker.")
-    kafka_partitions: int = Field(3, ge=1, description="Partitions of each topic created.")
+    kafka_partitions: PositiveInt = Field(3, description="Partitions of each topic created.")
     clickhouse_dsn: str = Field(
         "", description="chdb:///abs/path or http(s)://host:8123; default chdb under state_dir."
     )
     clickhouse_database: str = Field("surveil", description="ClickHouse database name.")
-    retention_days: int = Field(
-        0, ge=0, description="Keep documents, scores and rollups this many days (0: forever)."
+    retention_days: NonNegativeInt = Field(
+        0, description="Keep documents, scores and rollups this many days (0: forever)."
     )
     app_id: str = Field("surveil", description="Faust app id (consumer group and table prefix).")
     topic_prefix: str = Field("", description="Prefix of every topic name (a namespace).")
     web_port: int = Field(6066, description="Port of the worker's web server on 127.0.0.1.")
-    query_timeout_s: float = Field(
-        120.0, gt=0, description="Seconds one query through surveil.quant or the worker may run."
+    query_timeout_s: PositiveFloat = Field(
+        120.0, description="Seconds one query through surveil.quant or the worker may run."
     )
     query_max_memory_mb: int = Field(
         4096, ge=16, description="MiB of memory one query may use (ClickHouse max_memory_usage)."
     )
-    query_max_rows: int = Field(
-        1_000_000, ge=1, description="Rows one query may return (aggregate, or add a LIMIT)."
+    query_max_rows: PositiveInt = Field(
+        1_000_000, description="Rows one query may return (aggregate, or add a LIMIT)."
     )
     model: str = Field("lexicon", description="'lexicon' or the path of a trained artifact.")
     artifacts_dir: Path = Field(
@@ -55,13 +63,15 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="Where models run: cuda when available under auto."
     )
-    threads: int | None = Field(None, ge=1, description="CPU threads for the model.")
+    threads: PositiveInt | None = Field(None, description="CPU threads for the model.")
     precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field(
         "auto", description="Model precision; auto picks the fastest that keeps accuracy."
     )
-    classify_batch: int = Field(64, ge=1, description="Most documents scored in one batch.")
-    classify_within: float = Field(0.5, gt=0, description="Seconds to wait to fill a batch.")
-    store_batch: int = Field(500, ge=1, description="Most rows inserted in one ClickHouse insert.")
+    classify_batch: PositiveInt = Field(64, description="Most documents scored in one batch.")
+    classify_within: PositiveFloat = Field(0.5, description="Seconds to wait to fill a batch.")
+    store_batch: PositiveInt = Field(
+        500, description="Most rows inserted in one ClickHouse insert."
+    )
     body_max_chars: int = Field(20_000, ge=100, description="Document bodies are cut to this.")
     signal_window_s: int = Field(
         86_400,
@@ -71,7 +81,7 @@ class Settings(BaseSettings):
     alert_threshold: float = Field(
         -0.3, ge=-1, le=1, description="Alert when a ticker's window mean score falls to this."
     )
-    alert_min_docs: int = Field(3, ge=1, description="Documents a window needs before it alerts.")
+    alert_min_docs: PositiveInt = Field(3, description="Documents a window needs before it alerts.")
     alert_slack_webhook: SecretStr | None = Field(
         None, description="Slack incoming-webhook URL for alerts."
     )
@@ -83,12 +93,14 @@ class Settings(BaseSettings):
         description="User-Agent of every fetch; SEC hosts require one naming a contact "
         "(e.g. 'Example Corp risk-desk@example.com').",
     )
-    ingest_timeout: float = Field(20.0, gt=0, description="Seconds before a fetch times out.")
+    ingest_timeout: PositiveFloat = Field(20.0, description="Seconds before a fetch times out.")
     ingest_max_bytes: int = Field(
         10 * 1024 * 1024, ge=1024, description="Largest response body accepted, in bytes."
     )
-    ingest_retries: int = Field(4, ge=0, description="Retries of a fetch on 429, 5xx, timeouts.")
-    ingest_rate: float = Field(2.0, gt=0, description="Requests per second to any one host.")
+    ingest_retries: NonNegativeInt = Field(
+        4, description="Retries of a fetch on 429, 5xx, timeouts."
+    )
+    ingest_rate: PositiveFloat = Field(2.0, description="Requests per second to any one host.")
     sec_rate: float = Field(
         10.0, gt=0, le=10, description="Requests per second to SEC hosts (SEC asks for <= 10)."
     )
@@ -103,32 +115,29 @@ class Settings(BaseSettings):
         description="Alert rules YAML (see alerts.example.yaml); default: one threshold rule "
         "from alert_threshold and alert_min_docs.",
     )
-    alert_group_wait_s: float = Field(
-        30.0, ge=0, description="Default wait before a new alert group is notified."
+    alert_group_wait_s: NonNegativeFloat = Field(
+        30.0, description="Default wait before a new alert group is notified."
     )
-    alert_group_interval_s: float = Field(
-        300.0, ge=0, description="Default least time between two notifications of a group."
+    alert_group_interval_s: NonNegativeFloat = Field(
+        300.0, description="Default least time between two notifications of a group."
     )
-    alert_repeat_interval_s: float = Field(
-        14_400.0, ge=0, description="Default cooldown before a still-firing group repeats."
+    alert_repeat_interval_s: NonNegativeFloat = Field(
+        14_400.0, description="Default cooldown before a still-firing group repeats."
     )
-    alert_outbox_days: int = Field(
+    alert_outbox_days: PositiveInt = Field(
         30,
-        ge=1,
         description="Days the alert outbox keeps finished notifications, their attempts, acks "
         "and ended silences (after copying them to ClickHouse); a notification is not sent "
         "twice within this span.",
     )
-    alert_late_after_s: float = Field(
+    alert_late_after_s: PositiveFloat = Field(
         600.0,
-        gt=0,
         description="A notification still undelivered this long after it fired is reported "
         "(ERROR log, alerts.delivery_late, 'late' in alerts list) and copied to the fallback "
         "channel; it is still retried.",
     )
-    alert_give_up_after_s: float = Field(
+    alert_give_up_after_s: PositiveFloat = Field(
         86_400.0,
-        gt=0,
         description="Retry a failing notification (at most alert_retry_max_s apart) until "
         "this old; then it is kept as undeliverable.",
     )
