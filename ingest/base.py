@@ -10,11 +10,13 @@ for one-off use (``surveil ingest feed``, tests).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from infra.errors import DecodeError
+from ingest.text import decode
 from streams.records import Document, Rejected, utcnow
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,7 @@ class Source(Protocol):
 
 
 class SourceBase:
-    """What every source is configured with; subclasses add ``kind`` and ``parse``.
+    """What every source is configured with; subclasses add ``kind`` and ``_parse``.
 
     Args:
         name: the source's name, stored with every document.
@@ -77,8 +79,20 @@ class SourceBase:
         self.tickers = tuple(tickers)
         self.body_max_chars = body_max_chars
 
+    def parse(
+        self, raw: bytes, fetched_at: datetime | None = None
+    ) -> Iterator[Document | Rejected]:
+        """Parse one response body (see `Source.parse`), fetched now unless told when."""
+        return self._parse(raw, fetched_at or utcnow())
+
+    def _parse(self, raw: bytes, fetched_at: datetime) -> Iterator[Document | Rejected]:
+        raise NotImplementedError
+
     def _reject(self, reason: str, detail: str, payload: bytes | str) -> Rejected:
         return reject(self.name, reason, detail, payload)
+
+    def _refuse(self, err: DecodeError, payload: bytes | str) -> Rejected:
+        return self._reject(err.reason, err.detail, payload)
 
 
 def published(
@@ -108,6 +122,13 @@ def reject(source: str, reason: str, detail: str, payload: bytes | str) -> Rejec
         source=source,
         payload=text[:PAYLOAD_MAX_CHARS],
     )
+
+
+def read_text(source: str, raw: bytes) -> tuple[str, str] | Rejected:
+    """Decode a body into (text, encoding), or return the `Rejected` that says it is empty."""
+    if not raw.strip():
+        return reject(source, "empty_input", "the input is empty", raw)
+    return decode(raw)
 
 
 def split(items: Iterable[Document | Rejected]) -> Batch:

@@ -47,7 +47,7 @@ from ingest.sec import (
     tag_spans,
 )
 from ingest.text import clean_text
-from streams.records import Document, Rejected, utcnow
+from streams.records import Document, Rejected
 
 _ATOM = "{http://www.w3.org/2005/Atom}"
 _HTML_START = re.compile(r"<!DOCTYPE\s+html|<html\b", re.IGNORECASE)
@@ -65,20 +65,13 @@ class EdgarAtomSource(FilingSource):
     """The EDGAR current-filings Atom feed: one document per filing (accession number).
 
     Args:
-        name: the source's name, stored with every document.
         url: the feed's URL (``browse-edgar?action=getcurrent&output=atom``) or a path.
-        forms: form types to keep ("8-K" also keeps "8-K/A"); empty keeps all.
-        tickers: tickers every document of this feed is about.
-        body_max_chars: bodies are cut to this many characters.
     """
 
     kind = "edgar-atom"
 
-    def parse(
-        self, raw: bytes, fetched_at: datetime | None = None
-    ) -> Iterator[Document | Rejected]:
+    def _parse(self, raw: bytes, fetched_at: datetime) -> Iterator[Document | Rejected]:
         """Parse feed bytes into one document per filing, and rejects."""
-        fetched_at = fetched_at or utcnow()
         entries, problem = _read_atom(raw)
         filings: dict[str, list[dict[str, str]]] = {}
         for index, entry in enumerate(entries):
@@ -218,11 +211,7 @@ class EdgarIndexSource(OneFilingSource):
     """A filing's index page (``{accession}-index.html``): one document.
 
     Args:
-        name: the source's name, stored with every document.
         url: the index page's URL or a path.
-        forms: form types to keep ("8-K" also keeps "8-K/A"); empty keeps all.
-        tickers: tickers every document of this source is about.
-        body_max_chars: bodies are cut to this many characters.
     """
 
     kind = "edgar-index"

@@ -80,12 +80,8 @@ class EdgarDocSource(OneFilingSource):
     """A filing's primary document, a full-submission .txt or one exhibit: one document.
 
     Args:
-        name: the source's name, stored with every document.
         url: where the document lives; its ``/edgar/data/{cik}/{accession}/`` part gives
             the CIK and accession when the document itself does not.
-        forms: form types to keep ("8-K" also keeps "8-K/A"); empty keeps all.
-        tickers: tickers every document of this source is about.
-        body_max_chars: bodies are cut to this many characters.
     """
 
     kind = "edgar-doc"

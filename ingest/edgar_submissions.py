@@ -24,7 +24,7 @@ from ingest.sec import (
     legacy_items,
 )
 from ingest.text import decode, load_json
-from streams.records import Document, Rejected, utcnow
+from streams.records import Document, Rejected
 
 
 class EdgarSubmissionsSource(FilingSource):
@@ -32,20 +32,14 @@ class EdgarSubmissionsSource(FilingSource):
     overflow page): one document per filing listed.
 
     Args:
-        name: the source's name, stored with every document.
         url: the JSON's URL or a path; an overflow page's CIK comes from its name.
-        forms: form types to keep ("8-K" also keeps "8-K/A"); empty keeps all.
         tickers: tickers every document of this source is about (added to the JSON's).
-        body_max_chars: bodies are cut to this many characters.
     """
 
     kind = "edgar-submissions"
 
-    def parse(
-        self, raw: bytes, fetched_at: datetime | None = None
-    ) -> Iterator[Document | Rejected]:
+    def _parse(self, raw: bytes, fetched_at: datetime) -> Iterator[Document | Rejected]:
         """Parse submissions JSON into documents, and a reject per unusable row."""
-        fetched_at = fetched_at or utcnow()
         try:
             data = load_json(decode(raw)[0])
         except DecodeError as err:

@@ -9,10 +9,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from ingest.base import SourceBase, reject
+from ingest.base import SourceBase, read_text, reject
 from ingest.stocktwits import cashtags, encoding_meta, equity_symbols, post_text, split_post
-from ingest.text import decode
-from streams.records import Document, Rejected, stable_id, utcnow
+from streams.records import Document, Rejected, stable_id
 
 _ID, _AUTHOR, _BODY, _UPVOTES, _DATE = "comment id", "username", "comment body", "upvotes", "date"
 _REQUIRED = (_ID, _BODY, _DATE)
@@ -47,25 +46,17 @@ class RedditCsvSource(SourceBase):
     The export's dates carry no zone; they are read as UTC (``meta["published_tz_assumed"]``).
     A comment's URL needs its post's id, which the export lacks: ``url`` stays empty and the
     comment id is kept in ``meta["comment_id"]``.
-
-    Args:
-        name: the source's name, stored with every document.
-        url: an http(s) URL, a file:// URL or a local path.
-        tickers: tickers every document of this export is about (e.g. a per-stock thread).
-        body_max_chars: bodies are cut to this many characters.
     """
 
     kind = "reddit-csv"
 
-    def parse(
-        self, raw: bytes, fetched_at: datetime | None = None
-    ) -> Iterator[Document | Rejected]:
+    def _parse(self, raw: bytes, fetched_at: datetime) -> Iterator[Document | Rejected]:
         """Parse a CSV export into documents, and a `Rejected` naming each bad row."""
-        fetched_at = fetched_at or utcnow()
-        if not raw.strip():
-            yield reject(self.name, "empty_input", "the input is empty", raw)
+        read = read_text(self.name, raw)
+        if isinstance(read, Rejected):
+            yield read
             return
-        text, encoding = decode(raw)
+        text, encoding = read
         lines = io.StringIO(text, newline="").readlines()
         reader = csv.reader(lines)
         try:

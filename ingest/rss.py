@@ -16,7 +16,7 @@ from infra.errors import DecodeError
 from ingest.base import SourceBase
 from ingest.safexml import parse_xml, xml_text
 from ingest.text import clean_text, find_tickers, is_symbol, unique
-from streams.records import Document, Rejected, stable_id, utcnow
+from streams.records import Document, Rejected, stable_id
 
 log = logging.getLogger(__name__)
 
@@ -27,22 +27,12 @@ _CLOSED = re.compile(r"</(?:[A-Za-z_][\w.-]*:)?(?:item|entry)\s*>", re.IGNORECAS
 
 
 class RssSource(SourceBase):
-    """An RSS or Atom feed: one document per entry, a `Rejected` per unusable entry.
-
-    Args:
-        name: the source's name, stored with every document.
-        url: an http(s) URL, a file:// URL or a local path.
-        tickers: tickers every document of this feed is about (e.g. a per-symbol feed).
-        body_max_chars: bodies are cut to this many characters.
-    """
+    """An RSS or Atom feed: one document per entry, a `Rejected` per unusable entry."""
 
     kind = "rss"
 
-    def parse(
-        self, raw: bytes, fetched_at: datetime | None = None
-    ) -> Iterator[Document | Rejected]:
+    def _parse(self, raw: bytes, fetched_at: datetime) -> Iterator[Document | Rejected]:
         """Parse feed bytes into documents and rejects."""
-        fetched_at = fetched_at or utcnow()
         # Decode first: every check below sees the text the XML parsers see.
         text = xml_text(raw)[0]
         symbols = _EntrySymbols()
@@ -53,7 +43,7 @@ class RssSource(SourceBase):
         except DecodeError as err:
             # Feeds never declare entities: one that does is a bomb (nested expansion) or an
             # attempt to read files or URLs (external entities). Refuse the whole input.
-            yield self._reject(err.reason, err.detail, raw)
+            yield self._refuse(err, raw)
             return
         except SafeET.ParseError:
             # Not strict XML: feedparser's lenient result is used, without declared symbols.

@@ -16,7 +16,7 @@ from infra.errors import ConfigError, DecodeError
 from ingest.base import SourceBase
 from ingest.text import decode, unique
 from models.taxonomy import ITEMS_8K
-from streams.records import Document, Rejected, stable_id, utcnow
+from streams.records import Document, Rejected, stable_id
 
 SEC = "https://www.sec.gov"
 SEC_ACCESS_URL = "https://www.sec.gov/os/accessing-edgar-data"
@@ -221,7 +221,7 @@ def filing_document(
 
 
 class FilingSource(SourceBase):
-    """What the EDGAR sources share: a form-type filter, and errors turned into rejects.
+    """What the EDGAR sources share: a form-type filter.
 
     Args:
         forms: form types to keep ("8-K" also keeps "8-K/A"); empty keeps all.
@@ -239,18 +239,12 @@ class FilingSource(SourceBase):
         super().__init__(name, url, tickers=tickers, body_max_chars=body_max_chars)
         self.forms = tuple(forms)
 
-    def _refuse(self, err: DecodeError, payload: bytes | str) -> Rejected:
-        return self._reject(err.reason, err.detail, payload)
-
 
 class OneFilingSource(FilingSource):
     """A source whose input is one filing's page: one document, or one reject."""
 
-    def parse(
-        self, raw: bytes, fetched_at: datetime | None = None
-    ) -> Iterator[Document | Rejected]:
+    def _parse(self, raw: bytes, fetched_at: datetime) -> Iterator[Document | Rejected]:
         """Parse the page into one document (none if its form is filtered out), or a reject."""
-        fetched_at = fetched_at or utcnow()
         try:
             document = self._document(decode(raw)[0], fetched_at)
         except DecodeError as err:

@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from infra.errors import DecodeError
-from ingest.base import SourceBase, published, reject
-from ingest.text import clean_text, decode, find_tickers, is_symbol, load_json, unique
-from streams.records import Document, Rejected, stable_id, utcnow
+from ingest.base import SourceBase, published, read_text, reject
+from ingest.text import clean_text, find_tickers, is_symbol, load_json, unique
+from streams.records import Document, Rejected, stable_id
 
 # Posts are short, like headlines: the whole post is the title unless it is longer than this.
 TITLE_MAX_CHARS = 1_000
@@ -69,9 +69,10 @@ def read_json(source: str, raw: bytes) -> tuple[Any, str] | Rejected:
         source: the source's name, for the reject.
         raw: the response body.
     """
-    if not raw.strip():
-        return reject(source, "empty_input", "the input is empty", raw)
-    text, encoding = decode(raw)
+    read = read_text(source, raw)
+    if isinstance(read, Rejected):
+        return read
+    text, encoding = read
     try:
         return load_json(text), encoding
     except DecodeError as err:
@@ -84,22 +85,12 @@ def encoding_meta(encoding: str) -> dict[str, Any]:
 
 
 class StocktwitsSource(SourceBase):
-    """A StockTwits ``streams/symbol`` response: one document per message.
-
-    Args:
-        name: the source's name, stored with every document.
-        url: an http(s) URL, a file:// URL or a local path.
-        tickers: tickers every document of this stream is about.
-        body_max_chars: bodies are cut to this many characters.
-    """
+    """A StockTwits ``streams/symbol`` response: one document per message."""
 
     kind = "stocktwits"
 
-    def parse(
-        self, raw: bytes, fetched_at: datetime | None = None
-    ) -> Iterator[Document | Rejected]:
+    def _parse(self, raw: bytes, fetched_at: datetime) -> Iterator[Document | Rejected]:
         """Parse a stream response into documents and rejects."""
-        fetched_at = fetched_at or utcnow()
         read = read_json(self.name, raw)
         if isinstance(read, Rejected):
             yield read

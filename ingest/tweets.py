@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from infra.errors import DecodeError
-from ingest.base import SourceBase, published, reject
+from ingest.base import SourceBase, published, read_text, reject
 from ingest.stocktwits import cashtags, encoding_meta, equity_symbols, post_text, split_post
-from ingest.text import decode, load_json
-from streams.records import Document, Rejected, stable_id, utcnow
+from ingest.text import load_json
+from streams.records import Document, Rejected, stable_id
 
 # "Thu Jan 02 23:59:59 +0000 2014"; %a and %b read English names in the C locale Python runs in.
 _CREATED_AT = "%a %b %d %H:%M:%S %z %Y"
@@ -24,25 +24,17 @@ class TweetsSource(SourceBase):
 
     Input is JSON lines; a body that is one JSON document (a list of tweets, a search
     response with ``statuses``, or a single tweet) is read as well.
-
-    Args:
-        name: the source's name, stored with every document.
-        url: an http(s) URL, a file:// URL or a local path.
-        tickers: tickers every document of this source is about.
-        body_max_chars: bodies are cut to this many characters.
     """
 
     kind = "tweets"
 
-    def parse(
-        self, raw: bytes, fetched_at: datetime | None = None
-    ) -> Iterator[Document | Rejected]:
+    def _parse(self, raw: bytes, fetched_at: datetime) -> Iterator[Document | Rejected]:
         """Parse tweets into documents, and a `Rejected` naming the line of each bad one."""
-        fetched_at = fetched_at or utcnow()
-        if not raw.strip():
-            yield reject(self.name, "empty_input", "the input is empty", raw)
+        read = read_text(self.name, raw)
+        if isinstance(read, Rejected):
+            yield read
             return
-        text, encoding = decode(raw)
+        text, encoding = read
         whole = _whole_document(text)
         if whole is not None:
             for index, tweet in enumerate(whole, start=1):

@@ -10,6 +10,7 @@ from ingest.edgar import EdgarAtomSource, EdgarIndexSource
 from ingest.edgar_doc import EdgarDocSource
 from ingest.edgar_submissions import EdgarSubmissionsSource
 from streams.records import Document, Rejected, stable_id
+from tests.parsing import parse_all
 
 EDGAR = "fixtures/edgar"
 FETCHED = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -20,12 +21,8 @@ OVERFLOW = "submissions_CIK0001009672-submissions-001.json"
 
 
 def parse(source: Source, raw: bytes) -> tuple[list[Document], list[Rejected]]:
-    """Parse bytes; every item must be a Document or a Rejected."""
-    out = list(source.parse(raw, FETCHED))
-    docs = [item for item in out if isinstance(item, Document)]
-    rejected = [item for item in out if isinstance(item, Rejected)]
-    assert len(docs) + len(rejected) == len(out)
-    return docs, rejected
+    """Parse bytes fetched at FETCHED; every item must be a Document or a Rejected."""
+    return parse_all(source, raw, FETCHED)
 
 
 def read(folder: Path, name: str) -> bytes:

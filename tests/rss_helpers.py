@@ -6,17 +6,14 @@ from typing import Any
 
 from ingest.rss import RssSource
 from streams.records import Document, Rejected
+from tests.parsing import parse_all
 
 SA = "fixtures/feeds/seekingalpha_symbol_MSFT_2017-10.rss.xml"
 
 
 def parse(raw: bytes, **options: Any) -> tuple[list[Document], list[Rejected]]:
     """Parse feed bytes; every item must be a Document or a Rejected."""
-    out = list(RssSource("test", "unused", **options).parse(raw))
-    docs = [item for item in out if isinstance(item, Document)]
-    rejected = [item for item in out if isinstance(item, Rejected)]
-    assert len(docs) + len(rejected) == len(out)
-    return docs, rejected
+    return parse_all(RssSource("test", "unused", **options), raw)
 
 
 def rss(items: str, *, declaration: str = '<?xml version="1.0" encoding="utf-8"?>') -> str:

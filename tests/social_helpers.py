@@ -10,6 +10,7 @@ from ingest.reddit import RedditCsvSource
 from ingest.stocktwits import StocktwitsSource
 from ingest.tweets import TweetsSource
 from streams.records import Document, Rejected
+from tests.parsing import parse_all
 
 STOCKTWITS = "fixtures/social/stocktwits_streams_symbol_AAPL_2020-04-24.json"
 TWEETS = "fixtures/social/stocknet_tweets_raw_AAPL_2014-01-02.jsonl"
@@ -25,12 +26,8 @@ SOURCES: list[SocialSource] = [
 
 
 def parse(source: Source, raw: bytes) -> tuple[list[Document], list[Rejected]]:
-    """Parse bytes; every item must be a Document or a Rejected."""
-    out = list(source.parse(raw, FETCHED))
-    docs = [item for item in out if isinstance(item, Document)]
-    rejected = [item for item in out if isinstance(item, Rejected)]
-    assert len(docs) + len(rejected) == len(out)
-    return docs, rejected
+    """Parse bytes fetched at FETCHED; every item must be a Document or a Rejected."""
+    return parse_all(source, raw, FETCHED)
 
 
 def stocktwits(raw: bytes, **options: Any) -> tuple[list[Document], list[Rejected]]:
