@@ -22,11 +22,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Protocol
 
 import httpx
 
+from infra.closing import Closing
 from infra.errors import ConfigError, SourceError
 from infra.retry import Backoff, retry_after_seconds
 from ingest.files import MAX_RESPONSE_BYTES, read_file
@@ -101,7 +101,7 @@ class _Retryable(Exception):
         self.status = status
 
 
-class Fetcher:
+class Fetcher(Closing):
     """Fetch URLs politely; one instance is shared by every source of a run.
 
     Args:
@@ -167,17 +167,6 @@ class Fetcher:
             follow_redirects=False,
             transport=transport,
         )
-
-    def __enter__(self) -> Fetcher:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -32,7 +32,6 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,6 +39,7 @@ from infra.errors import ConfigError, SourceError, StateError
 from infra.files import write_json_atomic
 from ingest.base import Source, reject, split
 from ingest.dedup import NearDuplicates
+from ingest.state import IngestState
 from ingest.tickers import Linked
 from streams.counters import Counters
 from streams.records import Document, Rejected, stable_id, utcnow
@@ -67,22 +67,6 @@ class Fetcher(Protocol):
 
     def get(self, url: str, headers: Mapping[str, str] | None = None) -> Any: ...
     def commit(self, fetched: Any) -> None: ...
-
-
-class State(Protocol):
-    """The persisted ingest state (see `ingest.state.IngestState`)."""
-
-    def unseen(self, source: str, doc_ids: Sequence[str]) -> list[str]: ...
-    def mark_seen(self, source: str, doc_ids: Sequence[str], at: datetime) -> None: ...
-    def record_run(
-        self,
-        source: str,
-        started: datetime,
-        finished: datetime,
-        documents: int,
-        rejected: int,
-        error: str | None,
-    ) -> None: ...
 
 
 class Linker(Protocol):
@@ -186,6 +170,7 @@ class Checkpoint:
         write_json_atomic(self.path, payload)
 
 
+@dataclass(kw_only=True)
 class Ingestor:
     """Runs sources once each call, safely against crashes and restarts.
 
@@ -201,29 +186,16 @@ class Ingestor:
         headers: extra request headers per source name.
     """
 
-    def __init__(
-        self,
-        *,
-        fetcher: Fetcher,
-        state: State,
-        producer: Producer,
-        reader: Reader,
-        checkpoint: Checkpoint,
-        linker: Linker | None = None,
-        near_duplicates: NearDuplicates | None = None,
-        counters: Counters | None = None,
-        headers: Mapping[str, Mapping[str, str]] | None = None,
-    ) -> None:
-        self.fetcher = fetcher
-        self.state = state
-        self.producer = producer
-        self.reader = reader
-        self.checkpoint = checkpoint
-        self.linker = linker
-        self.near = near_duplicates
-        self.counters = counters or Counters()
-        self.headers = dict(headers or {})
-        self._lock = threading.Lock()
+    fetcher: Fetcher
+    state: IngestState
+    producer: Producer
+    reader: Reader
+    checkpoint: Checkpoint
+    linker: Linker | None = None
+    near_duplicates: NearDuplicates | None = None
+    counters: Counters = field(default_factory=Counters)
+    headers: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def recover(self) -> int:
         """Mark what reached docs.raw since the last checkpoint as seen; return how many.
@@ -286,8 +258,8 @@ class Ingestor:
             result.duplicates = len(batch.documents) - len(fresh)
             # Only new documents are linked, so an unknown symbol is dead-lettered once.
             fresh, rejects, unknown = self._link(fresh, batch.rejected, result)
-            if self.near is not None:
-                fresh = [self.near.mark(doc) for doc in fresh]
+            if self.near_duplicates is not None:
+                fresh = [self.near_duplicates.mark(doc) for doc in fresh]
             result.near_duplicates = sum(doc.dup_of is not None for doc in fresh)
             all_rejects = len(rejects)
             rejects = self._fresh_rejects(rejects)
@@ -297,8 +269,8 @@ class Ingestor:
             self.state.mark_seen(SEEN, [doc.doc_id for doc in fresh], now)
             self.state.mark_seen(SEEN_REJECTS, [_reject_id(r) for r in rejects], now)
             self.checkpoint.save(self.reader.end_offsets())
-            if self.near is not None:
-                self.near.save()
+            if self.near_duplicates is not None:
+                self.near_duplicates.save()
         self.fetcher.commit(fetched)
         result.documents, result.rejected = len(fresh), len(rejects)
         self.counters.inc("ingest.documents", len(fresh))
