@@ -78,26 +78,49 @@ def tiny_artifact(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) ->
     return train(cfg, progress=False).path
 
 
+def worker_settings(
+    kafka: LocalKafka, shared_dir: Path, state_dir: Path, namespace: str, **overrides: Any
+) -> Settings:
+    """Settings of a test worker on the session broker: its state dir, topic namespace, app id
+    and a free web port, batches and alert groups that wait little."""
+    values: dict[str, Any] = {
+        "state_dir": state_dir,
+        "shared_dir": shared_dir,
+        "kafka_broker": f"kafka://{kafka.bootstrap}",
+        "kafka_partitions": 3,
+        "topic_prefix": f"{namespace}.",
+        "app_id": f"surveil-{namespace}",
+        "web_port": free_port(),
+        "classify_within": 0.2,
+        "alert_group_wait_s": 0.0,
+        "alert_group_interval_s": 0.0,
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def _namespace() -> str:
+    return f"t{os.getpid()}x{next(_namespaces)}"
+
+
 @pytest.fixture
 def make_settings(kafka: LocalKafka, tmp_path: Path, shared_dir: Path) -> Callable[..., Settings]:
     """Build Settings for one test: own state dir, topic namespace, app id and web port."""
-    namespace = f"t{os.getpid()}x{next(_namespaces)}"
+    namespace = _namespace()
 
     def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "state_dir": tmp_path / "state",
-            "shared_dir": shared_dir,
-            "kafka_broker": f"kafka://{kafka.bootstrap}",
-            "kafka_partitions": 3,
-            "topic_prefix": f"{namespace}.",
-            "app_id": f"surveil-{namespace}",
-            "web_port": free_port(),
-            "classify_within": 0.2,
-            "alert_group_wait_s": 0.0,
-            "alert_group_interval_s": 0.0,
-            **overrides,
-        }
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return worker_settings(kafka, shared_dir, tmp_path / "state", namespace, **overrides)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def module_settings(kafka: LocalKafka, shared_dir: Path) -> Callable[..., Settings]:
+    """Build Settings for a module's worker in ``folder`` (state in folder/state), each call
+    with its own topic namespace, app id and web port: ``module_settings(folder, **overrides)``."""
+
+    def make(folder: Path, **overrides: Any) -> Settings:
+        return worker_settings(kafka, shared_dir, folder / "state", _namespace(), **overrides)
 
     return make
 

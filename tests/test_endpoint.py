@@ -1,38 +1,36 @@
-"""Quants read through the running worker's read-only endpoint while it holds the chDB folder."""
+"""Quants read through the running worker's read-only endpoint while it holds the chDB folder
+(the endpoint's parts without a worker: test_endpoint_wire)."""
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from uuid import UUID
 
 import httpx
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from infra.broker import LocalKafka, free_port
-from infra.errors import ConfigError, DecodeError, StoreError
+from infra.broker import free_port
+from infra.errors import StoreError
 from infra.settings import Settings
-from ingest.base import collect
 from ingest.producer import DocumentProducer
-from ingest.rss import RssSource
 from streams.records import Document
 from surveil.cli import cli
 from surveil.demo.run import processed
 from surveil.quant import connect
-from surveil.quant.server import MAX_BODY, MAX_ROWS, check_request
-from surveil.quant.token import ensure_token, read_token, token_path
-from surveil.quant.wire import QUERY_PATH, decode, encode
+from surveil.quant.server import MAX_BODY, MAX_ROWS
+from surveil.quant.token import read_token, token_path
+from surveil.quant.wire import QUERY_PATH
 from surveil.runtime import WorkerProcess, settings_env
+from tests.feeds import MSFT_FEED, publish_feed
+from tests.records import document
 
-MSFT_FEED = "fixtures/feeds/seekingalpha_symbol_MSFT_2017-10.rss.xml"
 COUNTS = "SELECT (SELECT count() FROM {db}.documents), (SELECT count() FROM {db}.scores)"
 QUERY_TIMEOUT_S = 20.0  # the module worker's limit: the heavy read below runs over it
 # 30 s of sleep(3) in a row (distinct scalar subqueries run one after the other; equal ones
@@ -60,62 +58,22 @@ class Running:
 
 @pytest.fixture(scope="module")
 def running(
-    kafka: LocalKafka, shared_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    module_settings: Callable[..., Settings],
+    shared_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Running]:
     """One worker for the module, fed the recorded MSFT feed, running until the module ends."""
     home = tmp_path_factory.mktemp("endpoint")
-    namespace = f"ep{os.getpid()}"
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        state_dir=home / "state",
-        shared_dir=shared_dir,
-        kafka_broker=f"kafka://{kafka.bootstrap}",
-        kafka_partitions=1,
-        topic_prefix=f"{namespace}.",
-        app_id=f"surveil-{namespace}",
-        web_port=free_port(),
-        classify_within=0.2,
-        query_timeout_s=QUERY_TIMEOUT_S,
-    )
+    settings = module_settings(home, kafka_partitions=1, query_timeout_s=QUERY_TIMEOUT_S)
     worker = WorkerProcess(settings, {}, home / "worker.log")
     worker.start()
     try:
-        batch = collect(RssSource("seekingalpha-msft", str(shared_dir / MSFT_FEED)))
-        producer = DocumentProducer(settings.bootstrap_servers, topic_prefix=settings.topic_prefix)
-        try:
-            producer.publish(batch.documents)
-        finally:
-            producer.close()
+        batch = publish_feed(settings, shared_dir / MSFT_FEED)
         scored = sum(len(d.tickers) for d in batch.documents)
         worker.wait_until(processed(len(batch.documents), scored), timeout=180)
         yield Running(settings, list(batch.documents), home / "worker.log", worker)
     finally:
         worker.stop()
-
-
-def test_datetimes_travel_as_iso_with_offset_both_ways() -> None:
-    paris = timezone(timedelta(hours=2))
-    value = {"at": datetime(2026, 3, 1, 9, 30, 0, 5000, tzinfo=paris), "on": date(2026, 3, 1)}
-    sent = encode(value)
-    assert sent == {
-        "at": {"$datetime": "2026-03-01T09:30:00.005000+02:00"},
-        "on": {"$date": "2026-03-01"},
-    }
-    assert decode(sent) == value
-    assert decode(sent)["at"].utcoffset() == timedelta(hours=2)
-    # clickhouse-connect returns UTC datetimes naive: the worker sends them as UTC.
-    naive = datetime(2026, 3, 1, 9, 30)  # noqa: DTZ001 - what the driver returns
-    assert encode([naive], naive_is_utc=True) == [{"$datetime": "2026-03-01T09:30:00+00:00"}]
-    assert decode(encode([naive], naive_is_utc=True)) == [naive.replace(tzinfo=UTC)]
-    other = [Decimal("1.50"), UUID(int=1), b"ab", (1, "x"), None]
-    assert encode(other) == ["1.50", "00000000-0000-0000-0000-000000000001", "ab", [1, "x"], None]
-
-
-def test_naive_datetimes_are_refused_both_ways() -> None:
-    with pytest.raises(ConfigError, match="no time zone"):
-        encode({"start": datetime(2026, 3, 1)})  # noqa: DTZ001 - the mistake under test
-    with pytest.raises(DecodeError, match="no UTC offset"):
-        decode({"$datetime": "2026-03-01T09:30:00"})
 
 
 STAMPS = (
@@ -166,14 +124,12 @@ def _documents(tag: str, count: int) -> list[Document]:
     """New MSFT documents, none seen before."""
     now = datetime.now(UTC)
     return [
-        Document(
-            doc_id=f"{tag}-{os.getpid()}-{i:04d}",
-            source="wire",
-            kind="news",
-            title=f"Microsoft {tag} story {i}: cloud revenue {10 + i} percent higher",
-            published_at=now - timedelta(minutes=i),
+        document(
+            f"{tag}-{os.getpid()}-{i:04d}",
+            f"Microsoft {tag} story {i}: cloud revenue {10 + i} percent higher",
+            ("MSFT",),
+            at=now - timedelta(minutes=i),
             fetched_at=now,
-            tickers=("MSFT",),
         )
         for i in range(count)
     ]
@@ -386,47 +342,3 @@ def test_connect_opens_a_free_folder_directly(tmp_path: Path) -> None:
         assert quant.reader.query("SELECT 1") == (["1"], [(1,)])
         raw = quant.sql(STAMPS)
     assert raw.equals(STAMPS_FRAME)
-
-
-def test_the_token_file_is_private_and_kept(tmp_path: Path) -> None:
-    path = token_path(tmp_path / "state")
-    token = ensure_token(path)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert len(token) >= 32 and read_token(path) == token
-    path.chmod(0o644)  # e.g. restored from a backup
-    assert ensure_token(path) == token
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    path.unlink()
-    assert read_token(path) is None
-    assert ensure_token(path) != token  # deleting the file changes the token
-
-
-@pytest.mark.parametrize(
-    ("headers", "status"),
-    [
-        ({"Host": "127.0.0.1:6066", "Authorization": "Bearer t0ken"}, None),
-        ({"Host": "LOCALHOST", "Authorization": "bearer t0ken"}, None),
-        (
-            {"Host": "[::1]:6066", "Origin": "https://[::1]:6066", "Authorization": "Bearer t0ken"},
-            None,
-        ),
-        ({"Host": "127.0.0.1:6066"}, 401),
-        ({"Host": "127.0.0.1:6066", "Authorization": "Bearer t0ken2"}, 401),
-        ({"Host": "127.0.0.1:6066", "Authorization": "Basic t0ken"}, 401),
-        ({"Authorization": "Bearer t0ken"}, 403),
-        ({"Host": "evil.example", "Authorization": "Bearer t0ken"}, 403),
-        ({"Host": "localhost.evil.example", "Authorization": "Bearer t0ken"}, 403),
-        ({"Host": "127.0.0.1@evil.example", "Authorization": "Bearer t0ken"}, 403),
-        (
-            {"Host": "127.0.0.1", "Origin": "http://evil.example", "Authorization": "Bearer t0ken"},
-            403,
-        ),
-        ({"Host": "127.0.0.1", "Origin": "http://127.0.0.1.evil.example"}, 403),
-        ({"Host": "evil.example"}, 403),  # the Host is judged first: a page learns nothing
-    ],
-)
-def test_requests_are_judged_by_host_origin_and_token(
-    headers: dict[str, str], status: int | None
-) -> None:
-    refusal = check_request(headers, "t0ken")
-    assert (refusal and refusal[0]) == status

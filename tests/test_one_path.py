@@ -26,9 +26,10 @@ from surveil.demo.run import processed
 from surveil.ingestion import run_once
 from surveil.replay.run import RunReport, dry_run_engine, replay, run_steps
 from surveil.replay.runs import open_run
-from surveil.runtime import WorkerProcess, open_warehouse
+from surveil.runtime import open_warehouse
 from tests.feeds import MSFT_FEED
 from tests.sinks import ListSink
+from tests.workers import alerting_worker
 
 SOURCES = """
 sources:
@@ -91,22 +92,16 @@ def test_the_fixtures_give_the_same_documents_scores_windows_and_alerts_live_and
         sources_file=_sources(shared_dir, tmp_path),
         alert_rules=rules,
     )
-    with WebhookReceiver() as receiver:
-        env = {"SURVEIL_ALERT_SLACK_WEBHOOK": receiver.url}
-        worker = WorkerProcess(settings, env, tmp_path / "worker.log")
-        worker.start()
-        try:
-            start = datetime.now(UTC)
-            results = run_once(settings)
-            docs = sum(r.documents for r in results)
-            assert len([r for r in results if r.documents]) == SOURCES.count("name:")
-            counted = worker.wait_until(lambda s: s.get("classify.documents", 0) >= docs, 120)
-            scored = counted["classify.scored"]
-            worker.wait_until(processed(docs, scored), 180)
-            end = datetime.now(UTC) + timedelta(seconds=1)
-        finally:
-            assert worker.stop() == 0
-        live_posts = len(receiver.received)
+    with alerting_worker(settings, tmp_path / "worker.log") as (worker, receiver):
+        start = datetime.now(UTC)
+        results = run_once(settings)
+        docs = sum(r.documents for r in results)
+        assert len([r for r in results if r.documents]) == SOURCES.count("name:")
+        counted = worker.wait_until(lambda s: s.get("classify.documents", 0) >= docs, 120)
+        scored = counted["classify.scored"]
+        worker.wait_until(processed(docs, scored), 180)
+        end = datetime.now(UTC) + timedelta(seconds=1)
+    live_posts = len(receiver.received)
 
     with WebhookReceiver() as receiver:
         dry = settings.model_copy(update={"alert_slack_webhook": receiver.url})

@@ -3,9 +3,8 @@ point-in-time queries, and replays that match the live run and each other."""
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +14,6 @@ import pytest
 from click.testing import CliRunner
 
 from alerts.dryrun import DRY_RUN
-from infra.broker import LocalKafka, free_port
 from infra.db import MIGRATIONS_DIR
 from infra.errors import ConfigError
 from infra.settings import Settings
@@ -34,9 +32,10 @@ from surveil.quant.times import parse_freq
 from surveil.replay.diff import diff_runs
 from surveil.replay.run import replay
 from surveil.replay.runs import list_runs, open_run
-from surveil.runtime import WorkerProcess, open_warehouse, settings_env
+from surveil.runtime import open_warehouse, settings_env
+from tests.feeds import MSFT_FEED
+from tests.workers import alerting_worker
 
-MSFT_FEED = "fixtures/feeds/seekingalpha_symbol_MSFT_2017-10.rss.xml"
 DAY = timedelta(days=1)
 
 
@@ -53,47 +52,31 @@ class Live:
 
 @pytest.fixture(scope="module")
 def live(
-    kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory, shared_dir: Path
+    module_settings: Callable[..., Settings],
+    tmp_path_factory: pytest.TempPathFactory,
+    shared_dir: Path,
 ) -> Iterator[Live]:
     folder = tmp_path_factory.mktemp("quant")
-    namespace = f"q{os.getpid()}"
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        state_dir=folder / "state",
-        shared_dir=shared_dir,
-        kafka_broker=f"kafka://{kafka.bootstrap}",
+    settings = module_settings(
+        folder,
         kafka_partitions=1,  # arrival in publication order, as in test_pipeline
-        topic_prefix=f"{namespace}.",
-        app_id=f"surveil-{namespace}",
-        web_port=free_port(),
-        classify_within=0.2,
         signal_window_s=2 * 86_400,
         alert_threshold=-0.15,
         alert_min_docs=3,
-        alert_group_wait_s=0.0,
-        alert_group_interval_s=0.0,
     )
     docs = collect(RssSource("seekingalpha-msft", str(shared_dir / MSFT_FEED))).documents
     pairs = sum(len(d.tickers) for d in docs)
-    with WebhookReceiver() as receiver:
-        env = {"SURVEIL_ALERT_SLACK_WEBHOOK": receiver.url}
-        worker = WorkerProcess(settings, env, folder / "worker.log")
-        worker.start()
+    with alerting_worker(settings, folder / "worker.log") as (worker, receiver):
+        start = datetime.now(UTC)
+        producer = DocumentProducer(settings.bootstrap_servers, topic_prefix=settings.topic_prefix)
         try:
-            start = datetime.now(UTC)
-            producer = DocumentProducer(
-                settings.bootstrap_servers, topic_prefix=settings.topic_prefix
-            )
-            try:
-                for delivery in range(1, 4):  # the same documents, three times
-                    producer.publish(docs)
-                    worker.wait_until(processed(len(docs) * delivery, pairs * delivery), 180)
-            finally:
-                producer.close()
-            end = datetime.now(UTC) + timedelta(seconds=1)
+            for delivery in range(1, 4):  # the same documents, three times
+                producer.publish(docs)
+                worker.wait_until(processed(len(docs) * delivery, pairs * delivery), 180)
         finally:
-            assert worker.stop() == 0
-        posts = len(receiver.received)
+            producer.close()
+        end = datetime.now(UTC) + timedelta(seconds=1)
+    posts = len(receiver.received)
     yield Live(settings, docs, start, end, posts)
 
 
