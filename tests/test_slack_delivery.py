@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import socket
 import sys
-import threading
 import types
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -48,50 +47,35 @@ def test_unreachable_webhook_reports_a_failure() -> None:
     assert "ConnectError" in delivery.detail
 
 
-class FakeApi:
-    """A scripted HTTP server: answers each POST with the next (status, headers, body)."""
+Reply = tuple[int, dict[str, str], dict[str, Any]]
 
-    def __init__(self, *replies: tuple[int, dict[str, str], dict[str, Any]]) -> None:
+
+class FakeApi(WebhookReceiver):
+    """The webhook receiver's server, scripted: each POST gets the next (status, headers, body)
+    as JSON, the last one for good; ``requests`` keeps each POST's headers and body."""
+
+    def __init__(self, *replies: Reply) -> None:
+        super().__init__()
         self.requests: list[tuple[dict[str, str], dict[str, Any]]] = []
-        self._replies = list(replies)
-        api = self
+        script, requests = list(replies), self.requests
 
-        class Handler(BaseHTTPRequestHandler):
+        class Scripted(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - the http.server API
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                api.requests.append((dict(self.headers), json.loads(body)))
-                status, headers, reply = (
-                    api._replies.pop(0) if len(api._replies) > 1 else api._replies[0]
-                )
+                posted = self.rfile.read(int(self.headers["Content-Length"]))
+                requests.append((dict(self.headers), json.loads(posted)))
+                status, headers, reply = script.pop(0) if len(script) > 1 else script[0]
                 data = json.dumps(reply).encode()
                 self.send_response(status)
-                for key, value in {"Content-Type": "application/json", **headers}.items():
+                headers = {"Content-Type": "application/json", **headers}
+                for key, value in {**headers, "Content-Length": str(len(data))}.items():
                     self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/api"
-
-    def __enter__(self) -> FakeApi:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._server.RequestHandlerClass = Scripted
 
 
 def test_bot_posts_the_same_blocks_with_the_token() -> None:
