@@ -4,7 +4,9 @@
 SurveilError
  +-- ConfigError      a setting or file that cannot work (missing Java, bad DSN, an
  |    |               unreadable input file)
- |    +-- RulesError  the alert rules file is invalid; .problems lists every problem
+ |    +-- ProblemsError    a YAML file has problems; .problems lists every one
+ |         +-- RulesError  the alert rules file is invalid
+ |         +-- (ingest.config.SourcesError: the sources file is invalid)
  +-- BrokerError      Kafka failed to start, stop or answer
  +-- SourceError      a source could not be fetched; .reason says why, as data
  +-- DecodeError      an input could not be parsed into a record (goes to docs.dlq)
@@ -31,16 +33,20 @@ class ConfigError(SurveilError):
     """A setting, a file or a required tool makes the requested work impossible."""
 
 
-class RulesError(ConfigError):
-    """A rules file has problems; ``problems`` lists every one as ``FILE:LINE: FIELD: what``.
+class ProblemsError(ConfigError):
+    """A file has problems; ``problems`` lists every one as ``FILE:LINE: FIELD: what``.
 
     Args:
-        problems: the messages, in file order.
+        problems: the messages, in file order; the message is them, one a line.
     """
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = list(problems)
+
+
+class RulesError(ProblemsError):
+    """The alert rules file has problems."""
 
 
 class BrokerError(SurveilError):

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from infra.errors import ConfigError
+from infra.errors import ConfigError, ProblemsError
 
 _TICKER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,14}$")
 _NULL = "tag:yaml.org,2002:null"
@@ -26,19 +26,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
-class FileProblems(ConfigError):
-    """A YAML file has problems; ``problems`` lists every one as ``FILE:LINE: FIELD: what``.
-
-    Args:
-        problems: the messages, in file order.
-    """
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = list(problems)
-
-
-_E = TypeVar("_E", bound=ConfigError)
+_E = TypeVar("_E", bound=ProblemsError)
 
 
 def compose_file(path: Path | str, error: type[_E]) -> yaml.Node | None:

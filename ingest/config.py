@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from infra.errors import ConfigError
-from infra.yamlnodes import Fields, FileProblems, NodeReader, compose_file, hint
+from infra.errors import ConfigError, ProblemsError
+from infra.yamlnodes import Fields, NodeReader, hint, read_file
 from ingest.base import Source
 from ingest.text import is_symbol
 from ingest.universe import canonical_variant
@@ -40,8 +40,8 @@ _FIELDS = _COMMON | {"forms"}
 _NULL = "tag:yaml.org,2002:null"
 
 
-class SourcesError(FileProblems):
-    """A sources file has problems; ``problems`` lists every one as ``FILE:LINE: FIELD: what``."""
+class SourcesError(ProblemsError):
+    """The sources file has problems."""
 
 
 @dataclass(frozen=True)
@@ -102,12 +102,7 @@ def load_specs(path: Path | str) -> list[SourceSpec]:
     Raises:
         SourcesError: the file is unreadable or has problems; ``.problems`` lists them all.
     """
-    root = compose_file(path, SourcesError)
-    reader = NodeReader(str(path))
-    specs = _specs(reader, root)
-    if reader.problems:
-        raise SourcesError(reader.sorted())
-    return specs
+    return read_file(path, SourcesError, _specs)
 
 
 def check_file(path: Path | str) -> list[str]:
