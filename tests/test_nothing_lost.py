@@ -8,7 +8,8 @@ gets every unwritten batch again.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,11 +19,9 @@ from infra.errors import SurveilError
 from infra.settings import Settings
 from surveil.demo.run import processed
 from surveil.runtime import WorkerProcess, open_warehouse
-from tests.feeds import publish_feed
+from tests.feeds import MSFT_FEED, publish_feed
 
 pytestmark = pytest.mark.integration
-
-FEED = "fixtures/feeds/seekingalpha_symbol_MSFT_2017-10.rss.xml"
 
 
 def _publish(settings: Settings, feed: Path) -> tuple[set[str], set[tuple[str, str]]]:
@@ -35,6 +34,24 @@ def _publish(settings: Settings, feed: Path) -> tuple[set[str], set[tuple[str, s
 def _faulty(settings: Settings, flag: Path, log: Path) -> WorkerProcess:
     env = {"SURVEIL_TEST_FAIL_WRITES": str(flag)}
     return WorkerProcess(settings, env, log, module="tests.faulty_worker")
+
+
+# A worker, the documents sent to it and their (document, ticker) pairs.
+Fed = tuple[WorkerProcess, set[str], set[tuple[str, str]]]
+
+
+@contextmanager
+def _stalled_worker(settings: Settings, flag: Path, feed: Path, log: Path) -> Iterator[Fed]:
+    """A faulty worker whose writes fail while ``flag`` exists, fed ``feed`` and stalled on
+    it: yield it with what it was sent; stop it after."""
+    worker = _faulty(settings, flag, log)
+    worker.start()
+    try:
+        docs, pairs = _publish(settings, feed)
+        _stalled(worker)
+        yield worker, docs, pairs
+    finally:
+        worker.stop()
 
 
 def _stalled(worker: WorkerProcess) -> None:
@@ -82,16 +99,6 @@ def _landed(settings: Settings) -> tuple[list[str], list[tuple[str, str]], int]:
     return docs, scores, int(rollup)
 
 
-def _next_worker_finishes(settings: Settings, docs: int, pairs: int, log: Path) -> None:
-    worker = WorkerProcess(settings, {}, log)
-    worker.start()
-    try:
-        worker.wait_until(processed(docs, pairs), timeout=180)
-        assert worker.stop() == 0
-    finally:
-        worker.stop()
-
-
 def _every_row_once(settings: Settings, docs: set[str], pairs: set[tuple[str, str]]) -> None:
     stored_docs, stored_scores, rollup = _landed(settings)
     assert sorted(stored_docs) == sorted(docs)  # every document, once
@@ -99,17 +106,45 @@ def _every_row_once(settings: Settings, docs: set[str], pairs: set[tuple[str, st
     assert rollup == len(pairs)  # no insert counted twice in the rollup
 
 
-def test_clickhouse_refusing_writes_for_a_while_loses_and_duplicates_nothing(
-    make_settings: Callable[..., Settings], shared_dir: Path, tmp_path: Path
+def _next_worker_writes_every_row_once(
+    settings: Settings, docs: set[str], pairs: set[tuple[str, str]], log: Path
 ) -> None:
-    settings = make_settings()
-    flag = tmp_path / "fail-writes"
-    flag.touch()
-    worker = _faulty(settings, flag, tmp_path / "worker.log")
+    worker = WorkerProcess(settings, {}, log)
     worker.start()
     try:
-        docs, pairs = _publish(settings, shared_dir / FEED)
-        _stalled(worker)
+        worker.wait_until(processed(len(docs), len(pairs)), timeout=180)
+        assert worker.stop() == 0
+    finally:
+        worker.stop()
+    _every_row_once(settings, docs, pairs)
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def flag(tmp_path: Path) -> Path:
+    """The file whose presence makes the faulty worker's ClickHouse inserts fail."""
+    path = tmp_path / "fail-writes"
+    path.touch()
+    return path
+
+
+@pytest.fixture
+def stalled_worker(
+    settings: Settings, flag: Path, shared_dir: Path, tmp_path: Path
+) -> Callable[[str], AbstractContextManager[Fed]]:
+    """``with stalled_worker(log_name) as (worker, docs, pairs)``: a faulty worker fed the MSFT
+    feed, its writes failing and stalled."""
+    return lambda log: _stalled_worker(settings, flag, shared_dir / MSFT_FEED, tmp_path / log)
+
+
+def test_clickhouse_refusing_writes_for_a_while_loses_and_duplicates_nothing(
+    settings: Settings, flag: Path, stalled_worker: Callable[[str], AbstractContextManager[Fed]]
+) -> None:
+    with stalled_worker("worker.log") as (worker, docs, pairs):
         flag.unlink()  # ClickHouse recovers
         stats = worker.wait_until(processed(len(docs), len(pairs)), timeout=180)
         assert stats["writes.store_scores.recovered"] >= 1
@@ -122,47 +157,36 @@ def test_clickhouse_refusing_writes_for_a_while_loses_and_duplicates_nothing(
         left = _uncommitted(settings)
         assert left and not any(left.values()), left
         assert worker.stop() == 0
-    finally:
-        worker.stop()
 
     _every_row_once(settings, docs, pairs)
 
 
 def test_a_worker_killed_while_its_writes_fail_leaves_them_to_the_next(
-    make_settings: Callable[..., Settings], shared_dir: Path, tmp_path: Path
+    settings: Settings,
+    stalled_worker: Callable[[str], AbstractContextManager[Fed]],
+    tmp_path: Path,
 ) -> None:
-    settings = make_settings()
-    flag = tmp_path / "fail-writes"
-    flag.touch()
-    doomed = _faulty(settings, flag, tmp_path / "worker0.log")
-    doomed.start()
-    try:
-        docs, pairs = _publish(settings, shared_dir / FEED)
-        _stalled(doomed)
-    finally:
+    with stalled_worker("worker0.log") as (doomed, docs, pairs):
         doomed.kill()  # kill -9 while no batch could be written
 
-    _next_worker_finishes(settings, len(docs), len(pairs), tmp_path / "worker1.log")
-
-    _every_row_once(settings, docs, pairs)
+    _next_worker_writes_every_row_once(settings, docs, pairs, tmp_path / "worker1.log")
 
 
 def test_a_dead_agent_stops_the_worker_with_an_error_and_loses_nothing(
-    make_settings: Callable[..., Settings], shared_dir: Path, tmp_path: Path
+    settings: Settings, shared_dir: Path, tmp_path: Path
 ) -> None:
-    settings = make_settings()
     log = tmp_path / "worker0.log"
     crashing = WorkerProcess(
         settings, {"SURVEIL_TEST_CRASH_CLASSIFY": "1"}, log, module="tests.faulty_worker"
     )
     crashing.start()
     try:
-        docs, pairs = _publish(settings, shared_dir / FEED)
+        docs, pairs = _publish(settings, shared_dir / MSFT_FEED)
         with pytest.raises(SurveilError, match="the worker exited with 1"):
             crashing.wait_until(processed(len(docs), len(pairs)), timeout=180)
     finally:
         crashing.kill()
     assert "injected bug in the model" in log.read_text()
 
-    _next_worker_finishes(settings, len(docs), len(pairs), tmp_path / "worker1.log")
-    _every_row_once(settings, docs, pairs)  # the batch the dead agent held came back
+    # the batch the dead agent held comes back
+    _next_worker_writes_every_row_once(settings, docs, pairs, tmp_path / "worker1.log")
