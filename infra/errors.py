@@ -6,7 +6,7 @@ SurveilError
  |    |               unreadable input file)
  |    +-- ProblemsError    a YAML file has problems; .problems lists every one
  |         +-- RulesError  the alert rules file is invalid
- |         +-- (ingest.config.SourcesError: the sources file is invalid)
+ |         +-- SourcesError  the sources file is invalid
  +-- BrokerError      Kafka failed to start, stop or answer
  +-- SourceError      a source could not be fetched; .reason says why, as data
  +-- DecodeError      an input could not be parsed into a record (goes to docs.dlq)
@@ -47,6 +47,10 @@ class ProblemsError(ConfigError):
 
 class RulesError(ProblemsError):
     """The alert rules file has problems."""
+
+
+class SourcesError(ProblemsError):
+    """The sources file has problems."""
 
 
 class BrokerError(SurveilError):

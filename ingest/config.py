@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from infra.errors import ConfigError, ProblemsError
+from infra.errors import ConfigError, SourcesError
 from infra.yamlnodes import Fields, NodeReader, hint, read_file
 from ingest.base import Source
 from ingest.text import is_symbol
@@ -38,10 +38,6 @@ _FORMS = frozenset(k for k in KINDS if k.startswith("edgar-"))
 _COMMON = frozenset({"name", "kind", "url", "interval", "jitter", "tickers", "headers", "enabled"})
 _FIELDS = _COMMON | {"forms"}
 _NULL = "tag:yaml.org,2002:null"
-
-
-class SourcesError(ProblemsError):
-    """The sources file has problems."""
 
 
 @dataclass(frozen=True)

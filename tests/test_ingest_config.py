@@ -9,9 +9,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from infra.errors import ConfigError
+from infra.errors import ConfigError, SourcesError
 from infra.yamlnodes import seconds
-from ingest.config import KINDS, SourcesError, check_file, load_sources, load_specs, make_source
+from ingest.config import KINDS, check_file, load_sources, load_specs, make_source
 from surveil.cli import cli
 from surveil.cli.ingest import sources_group
 

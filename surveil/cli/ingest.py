@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 import click
 from rich.table import Table
 
-from infra.errors import SourceError
+from infra.errors import SourceError, SourcesError
 from infra.settings import Settings
 from ingest.base import Batch, split
-from ingest.config import KINDS, SourcesError, load_specs, make_source
+from ingest.config import KINDS, load_specs, make_source
 from ingest.files import read_file
 from ingest.rss import RssSource
 from ingest.runner import RunResult
