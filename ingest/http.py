@@ -2,7 +2,7 @@
 
 `Fetcher` is what the ingest scheduler uses for every source: one connection pool, a
 per-host rate limit (`ingest.ratelimit`), conditional GET, retries with backoff, a size cap
-and SEC's User-Agent rule (`ingest.sec.require_contact`); files are read by `ingest.files`.
+and SEC's User-Agent rule (`ingest.contact.require_contact`); files are read by `ingest.files`.
 `read_location` is the plain one-shot fetch for ad-hoc use.
 
 Validators (ETag, Last-Modified) and delivery
@@ -29,9 +29,9 @@ import httpx
 from infra.closing import Closing
 from infra.errors import ConfigError, SourceError
 from infra.retry import Backoff, retry_after_seconds
+from ingest.contact import require_contact
 from ingest.files import MAX_RESPONSE_BYTES, read_file
 from ingest.ratelimit import HostRateLimiter
-from ingest.sec import require_contact
 
 log = logging.getLogger(__name__)
 

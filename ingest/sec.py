@@ -12,15 +12,13 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from infra.errors import ConfigError, DecodeError
+from infra.errors import DecodeError
 from ingest.base import SourceBase
 from ingest.text import decode, unique
 from models.taxonomy import ITEMS_8K
 from streams.records import Document, Rejected, stable_id
 
 SEC = "https://www.sec.gov"
-SEC_ACCESS_URL = "https://www.sec.gov/os/accessing-edgar-data"
-_CONTACT = re.compile(r"[^@\s()<>]+@[^@\s()<>]+\.[A-Za-z]{2,}|https?://[^\s()<>]+\.[^\s()<>]+")
 # EDGAR prints times without a zone; they are the SEC's local time.
 EASTERN = ZoneInfo("America/New_York")
 ACCESSION = re.compile(r"\b(\d{10})-(\d{2})-(\d{6})\b")
@@ -31,21 +29,6 @@ _CIK_IN_URL = re.compile(r"(?:/edgar/data/|CIK)(\d{1,10})\b")
 # Ordered by relevance: ciks[0] is the company a story about this filing is about.
 COMPANY_ROLES = ("Issuer", "Subject", "Filed for", "Filer", "Filed by")
 TITLE_MAX = 300
-
-
-def require_contact(host: str, user_agent: str) -> None:
-    """Check that a request to an SEC host carries a User-Agent naming a contact.
-
-    Raises:
-        ConfigError: ``host`` is an SEC host and ``user_agent`` has no e-mail or URL.
-    """
-    host = host.lower()
-    if (host == "sec.gov" or host.endswith(".sec.gov")) and not _CONTACT.search(user_agent):
-        msg = (
-            f"{host}: SEC asks for a User-Agent naming a contact (an e-mail address), "
-            f"e.g. 'surveil admin@example.com'; got {user_agent!r}; see {SEC_ACCESS_URL}"
-        )
-        raise ConfigError(msg)
 
 
 def tag_spans(
