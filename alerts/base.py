@@ -9,7 +9,7 @@ from typing import Protocol
 from infra.errors import DeliveryError
 from streams.records import Alert, Delivery, utcnow
 
-# The channels a worker can build a notifier for (surveil.worker._notifiers): a rule naming
+# The channels a worker can build a notifier for (surveil.compose.worker._notifiers): a rule naming
 # any other would never be delivered, so the rules file refuses it.
 CHANNELS: tuple[str, ...] = ("slack", "email")
 

@@ -39,8 +39,8 @@ from ingest.config import make_source
 from ingest.producer import DocumentProducer
 from streams.records import Document
 from streams.topics import DOCS_SCORED
+from surveil.compose.runtime import WorkerProcess, outbox_path
 from surveil.demo.receiver import WebhookReceiver
-from surveil.runtime import WorkerProcess, outbox_path
 
 FIXTURES = {
     "rss": "fixtures/feeds/seekingalpha_symbol_MSFT_2017-10.rss.xml",

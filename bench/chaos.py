@@ -48,8 +48,8 @@ from infra.settings import Settings
 from ingest.producer import DocumentProducer
 from streams.records import Document
 from streams.topics import ALERTS, DOCS_RAW, DOCS_SCORED
+from surveil.compose.runtime import WorkerProcess, open_warehouse, outbox_path
 from surveil.demo.receiver import WebhookReceiver
-from surveil.runtime import WorkerProcess, open_warehouse, outbox_path
 
 TICKERS = ("CNTS", "FABR", "NWND", "TLSP", "WWIM", "ADVW", "LUCR", "MRGN")
 GOOD = ("beats estimates", "raises guidance", "wins a large contract", "posts record revenue")

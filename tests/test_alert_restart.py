@@ -18,8 +18,8 @@ from kafka.serializer import DefaultSerializer, JsonSerializer
 
 from infra.settings import Settings
 from streams.records import Scored
+from surveil.compose.runtime import WorkerProcess, open_warehouse
 from surveil.demo.receiver import WebhookReceiver
-from surveil.runtime import WorkerProcess, open_warehouse
 
 pytestmark = pytest.mark.integration
 

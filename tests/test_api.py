@@ -20,9 +20,9 @@ import pytest
 from infra.errors import ConfigError
 from infra.settings import Settings
 from streams.store import SCORE_COLUMNS, Store
+from surveil.compose.runtime import open_warehouse
 from surveil.quant import DEFAULT_FREQ, Quant, connect
 from surveil.quant.series import SERIES_COLUMNS
-from surveil.runtime import open_warehouse
 from tests.records import alert
 
 T0 = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)

@@ -18,8 +18,8 @@ from infra.broker import BrokerConfig, LocalKafka, free_port
 from infra.settings import Settings
 from infra.topics import ensure_topics
 from streams.app import create_pipeline
-from surveil.runtime import worker_config
-from surveil.worker import changelog_topics
+from surveil.compose.runtime import worker_config
+from surveil.compose.worker import changelog_topics
 
 
 def _two_ports() -> tuple[int, int]:

@@ -13,7 +13,7 @@ from infra.settings import Settings
 from streams.records import Alert, Delivery, DocRef
 from streams.store import Store
 from surveil.cli import cli
-from surveil.runtime import open_warehouse, outbox_path
+from surveil.compose.runtime import open_warehouse, outbox_path
 
 ROOT = Path(__file__).parents[1]
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)

@@ -13,7 +13,7 @@ from kafka import KafkaConsumer
 import surveil.cli.ingest
 from infra.settings import Settings
 from surveil.cli import cli
-from surveil.runtime import settings_env
+from surveil.compose.runtime import settings_env
 
 STOCKTWITS = "fixtures/social/stocktwits_streams_symbol_AAPL_2020-04-24.json"
 ATOM = "fixtures/edgar/getcurrent_all_forms_start0.atom.xml"

@@ -34,7 +34,7 @@ from infra.settings import Settings
 from streams.records import Alert
 from streams.store import SCORE_COLUMNS, Store
 from surveil.cli import cli
-from surveil.runtime import open_warehouse
+from surveil.compose.runtime import open_warehouse
 from tests import records
 
 T0 = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)

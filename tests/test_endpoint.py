@@ -22,12 +22,12 @@ from infra.settings import Settings
 from ingest.producer import DocumentProducer
 from streams.records import Document
 from surveil.cli import cli
+from surveil.compose.runtime import WorkerProcess, settings_env
 from surveil.demo.run import processed
 from surveil.quant import connect
 from surveil.quant.server import MAX_BODY, MAX_ROWS
 from surveil.quant.token import read_token, token_path
 from surveil.quant.wire import QUERY_PATH
-from surveil.runtime import WorkerProcess, settings_env
 from tests.feeds import MSFT_FEED, publish_feed
 from tests.records import document
 

@@ -28,7 +28,7 @@ from ingest.config import make_source
 from ingest.producer import DocumentProducer
 from streams.records import Document, Rejected
 from streams.topics import DOCS_DLQ, DOCS_RAW
-from surveil.runtime import settings_env
+from surveil.compose.runtime import settings_env
 from tests.ingest_helpers import make_ingestor, read_topic, with_topics
 
 FILES = {

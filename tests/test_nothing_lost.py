@@ -17,8 +17,8 @@ from kafka import KafkaConsumer, TopicPartition
 
 from infra.errors import SurveilError
 from infra.settings import Settings
+from surveil.compose.runtime import WorkerProcess, open_warehouse
 from surveil.demo.run import processed
-from surveil.runtime import WorkerProcess, open_warehouse
 from tests.feeds import MSFT_FEED, publish_feed
 
 pytestmark = pytest.mark.integration

@@ -21,12 +21,12 @@ from infra.settings import Settings
 from ingest.base import collect
 from ingest.rss import RssSource
 from models.lexicon import LexiconClassifier
+from surveil.compose.ingestion import run_once
+from surveil.compose.runtime import open_warehouse
 from surveil.demo.receiver import WebhookReceiver
 from surveil.demo.run import processed
-from surveil.ingestion import run_once
 from surveil.replay.run import RunReport, dry_run_engine, replay, run_steps
 from surveil.replay.runs import open_run
-from surveil.runtime import open_warehouse
 from tests.feeds import MSFT_FEED
 from tests.sinks import ListSink
 from tests.workers import alerting_worker

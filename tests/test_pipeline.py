@@ -13,9 +13,9 @@ from infra.errors import SurveilError
 from infra.settings import Settings
 from ingest.base import collect
 from ingest.rss import RssSource
+from surveil.compose.runtime import WorkerProcess, open_warehouse
 from surveil.demo.receiver import WebhookReceiver
 from surveil.demo.run import processed, run_demo
-from surveil.runtime import WorkerProcess, open_warehouse
 from tests.feeds import publish_feed
 
 pytestmark = pytest.mark.integration

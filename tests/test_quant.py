@@ -25,6 +25,7 @@ from streams.records import Document
 from streams.steps import score
 from streams.store import SCORE_COLUMNS
 from surveil.cli import cli
+from surveil.compose.runtime import open_warehouse, settings_env
 from surveil.demo.receiver import WebhookReceiver
 from surveil.demo.run import processed
 from surveil.quant.series import sentiment
@@ -32,7 +33,6 @@ from surveil.quant.times import parse_freq
 from surveil.replay.diff import diff_runs
 from surveil.replay.run import replay
 from surveil.replay.runs import list_runs, open_run
-from surveil.runtime import open_warehouse, settings_env
 from tests.feeds import MSFT_FEED
 from tests.workers import alerting_worker
 

@@ -20,8 +20,8 @@ from click.testing import CliRunner
 
 from infra.settings import Settings
 from surveil.cli import cli
+from surveil.compose.runtime import settings_env
 from surveil.demo.run import run_demo
-from surveil.runtime import settings_env
 
 pytestmark = pytest.mark.integration
 

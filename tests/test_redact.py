@@ -13,7 +13,7 @@ import pytest
 
 from infra.redact import RedactingStream, Redactor
 from infra.settings import Settings
-from surveil.runtime import WorkerProcess
+from surveil.compose.runtime import WorkerProcess
 
 SECRET = "T0SECRET/B0SECRET/xyzzyPlughSecret"  # noqa: S105 - a made-up one
 

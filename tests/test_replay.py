@@ -18,9 +18,9 @@ from ingest.producer import DocumentProducer
 from streams.records import Document
 from streams.topics import DOCS_RAW
 from surveil.cli import cli
+from surveil.compose.runtime import settings_env
 from surveil.replay.run import replay
 from surveil.replay.runs import list_runs, open_run
-from surveil.runtime import settings_env
 
 T0 = datetime(2026, 3, 2, 11, 0, tzinfo=UTC)
 STEP = timedelta(minutes=70)  # ten documents: 11:00 to 21:30

@@ -180,7 +180,7 @@ def test_the_known_channels_are_those_the_worker_builds(tmp_path: Path) -> None:
 
     from alerts.base import CHANNELS  # noqa: PLC0415
     from infra.settings import Settings  # noqa: PLC0415
-    from surveil.worker import _notifiers  # noqa: PLC0415
+    from surveil.compose.worker import _notifiers  # noqa: PLC0415
 
     everything = Settings(  # type: ignore[call-arg]
         _env_file=None,

@@ -7,8 +7,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from infra.settings import Settings
+from surveil.compose.runtime import WorkerProcess
 from surveil.demo.receiver import WebhookReceiver
-from surveil.runtime import WorkerProcess
 
 
 @contextmanager

@@ -22,8 +22,8 @@ from infra.yamlnodes import hint, seconds
 from surveil.cli.base import Group, SettingsContext, pass_settings
 from surveil.cli.console import err, out, warn
 from surveil.cli.options import TS
+from surveil.compose.runtime import alert_ruleset, outbox_path
 from surveil.quant import connect
-from surveil.runtime import alert_ruleset, outbox_path
 
 # A silence's length names its unit: a bare "2" reads as 2 hours to some and 2 s to others.
 _WITH_UNIT = re.compile(r"^\s*\d+(?:\.\d+)?\s*[smhd]\s*$")

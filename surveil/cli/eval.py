@@ -19,7 +19,7 @@ from models.evaluate import Scorer, run_eval
 from models.lexicon import LexiconClassifier
 from models.taxonomy import NO_EVENT, SENTIMENT, TOPICS
 from surveil.cli.base import Command, SettingsContext, env_option, pass_settings
-from surveil.runtime import load_model
+from surveil.compose.runtime import load_model
 
 BATCH = 256
 TOP_EVENTS = 3

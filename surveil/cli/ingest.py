@@ -21,7 +21,7 @@ from ingest.runner import RunResult
 from streams.records import utcnow
 from surveil.cli.base import Group, SettingsContext, env_option, pass_settings
 from surveil.cli.console import err, out
-from surveil.ingestion import linker, open_ingestor, run_forever, run_once
+from surveil.compose.ingestion import linker, open_ingestor, run_forever, run_once
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -10,7 +10,7 @@ from infra.topics import ensure_topics
 from streams.topics import ALL_TOPICS, with_prefix
 from surveil.cli.base import Group, SettingsContext, pass_settings
 from surveil.cli.console import out
-from surveil.runtime import local_kafka, reachable
+from surveil.compose.runtime import local_kafka, reachable
 
 
 def require_broker(settings: Settings) -> None:

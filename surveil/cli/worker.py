@@ -11,12 +11,12 @@ import click
 from rich.markup import escape as markup_escape
 
 from ingest.config import load_sources
-from surveil import worker as stream_worker
 from surveil.cli.base import Command, SettingsContext, env_option, pass_settings
 from surveil.cli.console import out, print_table
 from surveil.cli.kafka import require_broker
+from surveil.compose import worker as stream_worker
+from surveil.compose.runtime import is_local, open_warehouse
 from surveil.demo.run import run_demo, webhook_line
-from surveil.runtime import is_local, open_warehouse
 
 
 @click.command(cls=Command)

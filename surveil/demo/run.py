@@ -16,9 +16,9 @@ from infra.topics import ensure_topics
 from ingest.base import Source
 from ingest.rss import RssSource
 from streams.topics import ALL_TOPICS, with_prefix
+from surveil.compose.ingestion import open_ingestor
+from surveil.compose.runtime import WorkerProcess, is_local, local_kafka, open_warehouse, reachable
 from surveil.demo.receiver import WebhookReceiver
-from surveil.ingestion import open_ingestor
-from surveil.runtime import WorkerProcess, is_local, local_kafka, open_warehouse, reachable
 
 SAMPLE_FEED = Path(__file__).parent.parent / "samples" / "demo_feed.xml"
 # The latency an alert's text gives (alerts.format.duration: "274d 6h", "2h 05m", "12s").

@@ -32,10 +32,10 @@ from streams import steps
 from streams.records import Alert, Document, utcnow
 from streams.store import Store
 from streams.topics import DOCS_RAW
+from surveil.compose.runtime import alert_ruleset, load_model
 from surveil.quant.times import utc
 from surveil.replay.runs import has_run, moment, record_run, run_database, runs_dsn
 from surveil.replay.select import SELECTIONS, Selection, nothing_selected, read_range, select
-from surveil.runtime import alert_ruleset, load_model
 
 
 @dataclass

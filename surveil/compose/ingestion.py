@@ -25,7 +25,7 @@ from ingest.state import IngestState
 from ingest.tickers import Linker
 from ingest.universe import Universe
 from streams.topics import ALL_TOPICS, DOCS_RAW, with_prefix
-from surveil.runtime import reachable
+from surveil.compose.runtime import reachable
 
 log = logging.getLogger(__name__)
 

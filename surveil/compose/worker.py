@@ -32,8 +32,14 @@ from streams import classify, store
 from streams.app import Pipeline, create_pipeline
 from streams.records import utcnow
 from streams.topics import ALL_TOPICS, with_prefix
+from surveil.compose.runtime import (
+    alert_ruleset,
+    load_model,
+    open_warehouse,
+    outbox_path,
+    worker_config,
+)
 from surveil.quant import server
-from surveil.runtime import alert_ruleset, load_model, open_warehouse, outbox_path, worker_config
 
 log = logging.getLogger(__name__)
 
