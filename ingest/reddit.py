@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ingest.base import SourceBase, read_text, reject
-from ingest.stocktwits import cashtags, encoding_meta, equity_symbols, post_text, split_post
+from ingest.posts import cashtags, encoding_meta, equity_symbols, post_text, split_post
 from streams.records import Document, Rejected, stable_id
 
 _ID, _AUTHOR, _BODY, _UPVOTES, _DATE = "comment id", "username", "comment body", "upvotes", "date"

@@ -9,7 +9,7 @@ from typing import Any
 
 from infra.errors import DecodeError
 from ingest.base import SourceBase, published, read_text, reject
-from ingest.stocktwits import cashtags, encoding_meta, equity_symbols, post_text, split_post
+from ingest.posts import cashtags, encoding_meta, equity_symbols, post_text, split_post
 from ingest.text import load_json
 from streams.records import Document, Rejected, stable_id
 
