@@ -45,6 +45,14 @@ class Settings(BaseSettings):
         0, description="Keep documents, scores and rollups this many days (0: forever)."
     )
     app_id: str = Field("surveil", description="Faust app id (consumer group and table prefix).")
+    worker_role: Literal["all", "classify", "store"] = Field(
+        "all",
+        description=(
+            "What a worker runs: all agents; classify only (docs.raw to docs.scored, no "
+            "ClickHouse; several share docs.raw in one consumer group); or store (the store "
+            "agents, the alerts agent and the query endpoint; it owns an embedded chDB)."
+        ),
+    )
     topic_prefix: str = Field("", description="Prefix of every topic name (a namespace).")
     web_port: int = Field(6066, description="Port of the worker's web server on 127.0.0.1.")
     query_timeout_s: PositiveFloat = Field(

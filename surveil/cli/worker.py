@@ -25,17 +25,30 @@ from surveil.demo.run import run_demo, webhook_line
     "--web-port", "SURVEIL_WEB_PORT", "Port of the worker's web page on 127.0.0.1.", type=int
 )
 @env_option("--slack-webhook", "SURVEIL_ALERT_SLACK_WEBHOOK", "Slack incoming-webhook URL.")
+@env_option(
+    "--role",
+    "SURVEIL_WORKER_ROLE",
+    "all (default), classify (docs.raw to docs.scored; run several) or store (ClickHouse, "
+    "alerts, the query endpoint; one per embedded chDB).",
+    type=click.Choice(["all", "classify", "store"]),
+)
 @pass_settings
 def worker(
-    ctx: SettingsContext, model: str | None, web_port: int | None, slack_webhook: str | None
+    ctx: SettingsContext,
+    model: str | None,
+    web_port: int | None,
+    slack_webhook: str | None,
+    role: str | None,
 ) -> None:
-    """Run the stream worker (classify, store, signals, alerts) until Ctrl-C or SIGTERM.
+    """Run the stream worker (classify, store, alerts agents) until Ctrl-C or SIGTERM.
 
     SIGUSR1 prints every thread's stack to stderr (and the event loop's tasks once it runs),
     for a worker that seems stuck.
     """
     faulthandler.register(signal.SIGUSR1, all_threads=True)
-    settings = ctx.settings(model=model, web_port=web_port, alert_slack_webhook=slack_webhook)
+    settings = ctx.settings(
+        model=model, web_port=web_port, alert_slack_webhook=slack_webhook, worker_role=role
+    )
     require_broker(settings)
     stream_worker.run(settings)
 

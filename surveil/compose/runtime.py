@@ -72,8 +72,11 @@ def open_warehouse(settings: Settings, *, migrate: bool = True) -> Warehouse:
 
 def worker_config(settings: Settings) -> WorkerConfig:
     """The Faust app's configuration from the settings."""
+    # Classify workers form a consumer group of their own: they read docs.raw alone, and the
+    # store role's group keeps the app id (its offsets and table changelogs) of role all.
+    classify_only = settings.worker_role == "classify"
     return WorkerConfig(
-        app_id=settings.app_id,
+        app_id=f"{settings.app_id}-classify" if classify_only else settings.app_id,
         topic_prefix=settings.topic_prefix,
         broker=settings.kafka_broker,
         partitions=settings.kafka_partitions,

@@ -1,4 +1,4 @@
-"""Compose and run the Faust worker: classify, store and alerts agents."""
+"""Compose and run the Faust worker: classify, store and alerts agents, by role."""
 
 from __future__ import annotations
 
@@ -45,11 +45,34 @@ log = logging.getLogger(__name__)
 
 
 def build(settings: Settings) -> Pipeline:
-    """Build the pipeline with every agent registered; opens (and owns) ClickHouse."""
-    warehouse = open_warehouse(settings)
-    classifier = load_model(settings)
+    """Build the pipeline with the agents of the worker's role.
+
+    Role ``all`` and ``store`` open (and own) ClickHouse; ``classify`` never does.
+    """
     pipeline = create_pipeline(worker_config(settings))
-    classify.register(pipeline, classifier)
+    role = settings.worker_role
+    version = "-"
+    if role in ("all", "classify"):
+        classifier = load_model(settings)
+        classify.register(pipeline, classifier)
+        version = classifier.version
+    rules, notifiers = 0, "-"
+    if role in ("all", "store"):
+        engine = _store_and_alerts(pipeline, settings)
+        rules, notifiers = len(engine.ruleset.rules), ", ".join(engine.channels) or "none"
+    log.info(
+        "worker built: role %s, model %s, %d rule(s), notifiers: %s",
+        role,
+        version,
+        rules,
+        notifiers,
+    )
+    return pipeline
+
+
+def _store_and_alerts(pipeline: Pipeline, settings: Settings) -> AlertEngine:
+    """Register the store agents, the query endpoint and the alerts agent; return its engine."""
+    warehouse = open_warehouse(settings)
     store.register(pipeline, store.Store(warehouse))
     server.register(pipeline, warehouse, settings)  # quants read while we own chDB
     notifiers = _notifiers(settings)
@@ -88,13 +111,7 @@ def build(settings: Settings) -> Pipeline:
         outbox.close()
 
     pipeline.app.on_before_shutdown.connect(stop_delivering)
-    log.info(
-        "worker built: model %s, %d rule(s), notifiers: %s",
-        classifier.version,
-        len(engine.ruleset.rules),
-        ", ".join(notifiers) or "none",
-    )
-    return pipeline
+    return engine
 
 
 def _notifiers(settings: Settings) -> dict[str, Notifier]:
