@@ -64,7 +64,7 @@ COMMANDS = {
     ),
     "worker": (
         "surveil.cli.worker:worker",
-        "Run the stream worker (classify, store, signals, alerts) until Ctrl-C or SIGTERM.",
+        "Run the stream worker (classify, store, alerts agents) until Ctrl-C or SIGTERM.",
     ),
 }
 
