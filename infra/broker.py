@@ -1,9 +1,10 @@
-"""A single-node Apache Kafka broker (KRaft) run from a local state folder.
+"""One Apache Kafka node (KRaft broker and controller) run from a local state folder.
 
 The broker is a plain `java` process started from the jars that `infra/kafka/pom.xml`
 copies into `infra/kafka/lib/`; its data, logs and pid file live under one `home` folder,
 so `start()` after `stop()` finds the same topics and messages again. Every listener is
-bound to 127.0.0.1: the broker is for this machine only.
+bound to 127.0.0.1: the broker is for this machine only. A node alone is the default;
+`infra/cluster.py` runs several as one cluster.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ class BrokerConfig:
         controller_port: KRaft controller port on 127.0.0.1.
         heap: JVM heap, used for both -Xms and -Xmx.
         lib_dir: folder of the Kafka jars.
+        node_id: this node's id in its cluster (1 for a node alone).
+        quorum: controller ports of every node of the cluster, node 1 first; empty for a
+            node alone.
     """
 
     home: Path
@@ -53,6 +57,8 @@ class BrokerConfig:
     controller_port: int = 9093
     heap: str = "1g"
     lib_dir: Path = KAFKA_DIR / "lib"
+    node_id: int = 1
+    quorum: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,8 +143,9 @@ class LocalKafka:
                 raise BrokerError(msg)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
+        config = self.config
         properties = server_properties(
-            HOST, self.config.port, self.config.controller_port, self.data_dir
+            HOST, config.port, config.controller_port, self.data_dir, config.node_id, config.quorum
         )
         self.properties_file.write_text(properties, encoding="utf-8")
         java = java_command(self.lib_dir, self.logs_dir)

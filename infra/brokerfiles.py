@@ -84,12 +84,31 @@ def java_command(lib_dir: Path, logs_dir: Path) -> list[str]:
     ]
 
 
-def server_properties(host: str, port: int, controller_port: int, data_dir: Path) -> str:
-    """Return the server.properties of one KRaft node (broker and controller) on ``host``."""
+def server_properties(
+    host: str,
+    port: int,
+    controller_port: int,
+    data_dir: Path,
+    node_id: int = 1,
+    quorum: tuple[int, ...] = (),
+) -> str:
+    """Return the server.properties of one KRaft node (broker and controller) on ``host``.
+
+    Args:
+        node_id: this node's id, its place in ``quorum`` counted from 1.
+        quorum: the controller ports of every node of the cluster, node 1 first; empty for a
+            node alone. Three or more nodes replicate every topic three times and acknowledge
+            a write once two replicas have it.
+    """
+    voters = quorum or (controller_port,)
+    replicas = min(len(voters), 3)
+    min_isr = "2" if replicas >= 3 else "1"
     props = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@{host}:{controller_port}",
+        "node.id": str(node_id),
+        "controller.quorum.voters": ",".join(
+            f"{i}@{host}:{voter}" for i, voter in enumerate(voters, start=1)
+        ),
         "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
         "advertised.listeners": f"PLAINTEXT://{host}:{port}",
         "controller.listener.names": "CONTROLLER",
@@ -99,12 +118,14 @@ def server_properties(host: str, port: int, controller_port: int, data_dir: Path
         "num.partitions": "1",
         # Faust creates its internal topics by producing to them.
         "auto.create.topics.enable": "true",
-        # One node: every internal topic can only have one replica.
-        "offsets.topic.replication.factor": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "default.replication.factor": str(replicas),
+        "min.insync.replicas": min_isr,
+        # Internal topics: one replica on a node alone, three on a cluster.
+        "offsets.topic.replication.factor": str(replicas),
+        "transaction.state.log.replication.factor": str(replicas),
+        "transaction.state.log.min.isr": min_isr,
+        "share.coordinator.state.topic.replication.factor": str(replicas),
+        "share.coordinator.state.topic.min.isr": min_isr,
         # Nobody else will join the group, so do not wait for them.
         "group.initial.rebalance.delay.ms": "0",
     }
@@ -127,7 +148,7 @@ def format_storage(java: list[str], data_dir: Path, properties: Path, cluster_id
         "format",
         "--ignore-formatted",
         "-t",
-        _cluster_id(cluster_id),
+        read_cluster_id(cluster_id),
         "-c",
         str(properties),
     ]
@@ -146,16 +167,17 @@ def tail_text(text: str, lines: int) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-def _cluster_id(path: Path) -> str:
+def read_cluster_id(path: Path) -> str:
+    """Return the cluster id kept in ``path``, made (and kept there) on first use."""
     try:
         existing = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
         existing = ""
     if existing:
         return existing
-    cluster_id = _random_kafka_uuid()
-    path.write_text(f"{cluster_id}\n", encoding="ascii")
-    return cluster_id
+    made = _random_kafka_uuid()
+    path.write_text(f"{made}\n", encoding="ascii")
+    return made
 
 
 def _check_java_version(java: str) -> None:

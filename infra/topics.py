@@ -14,6 +14,8 @@ from infra.errors import BrokerError, ConfigError
 
 log = logging.getLogger(__name__)
 
+_MAX_REPLICAS = 3
+
 
 def ensure_topics(
     bootstrap: str,
@@ -22,17 +24,21 @@ def ensure_topics(
     timeout: float = 30.0,
     configs: dict[str, str] | None = None,
 ) -> list[str]:
-    """Create missing topics (replication 1); return the names created.
+    """Create missing topics; return the names created.
 
-    Existing topics are left alone (no error). Returns once every named topic has a
-    leader for all its partitions, so producers do not hit UNKNOWN_TOPIC right after.
+    A topic gets as many replicas as there are brokers, at most three; with three it also
+    gets ``min.insync.replicas=2``, so a write acknowledged by all in-sync replicas survives
+    the loss of a broker. Existing topics are left alone (no error). Returns once every
+    named topic has a leader for all its partitions, so producers do not hit UNKNOWN_TOPIC
+    right after.
 
     Args:
         bootstrap: ``host:port`` of the broker.
         names: topic names; duplicates are ignored.
         partitions: partitions of each topic created.
         timeout: seconds for the whole operation.
-        configs: topic configs of the topics created, e.g. ``{"cleanup.policy": "compact"}``.
+        configs: topic configs of the topics created, e.g. ``{"cleanup.policy": "compact"}``;
+            they take precedence over the ``min.insync.replicas`` chosen here.
     """
     wanted = list(dict.fromkeys(names))
     if partitions < 1:
@@ -90,12 +96,15 @@ def _create(
     Raises:
         BrokerError: Kafka refused a topic for another reason than that it exists.
     """
+    replicas = min(len(admin.describe_cluster()["brokers"]), _MAX_REPLICAS)
+    wanted = {"min.insync.replicas": "2"} if replicas >= _MAX_REPLICAS else {}
+    wanted.update(configs or {})
     spec: dict[str, dict[str, Any]] = {
-        name: {"num_partitions": partitions, "replication_factor": 1} for name in missing
+        name: {"num_partitions": partitions, "replication_factor": replicas} for name in missing
     }
-    if configs:
+    if wanted:
         for entry in spec.values():
-            entry["configs"] = dict(configs)
+            entry["configs"] = dict(wanted)
     # raise_errors=False: one topic made concurrently must not hide the others' fate.
     result: dict[str, Any] = admin.create_topics(spec, timeout_ms=timeout_ms, raise_errors=False)
     created = []

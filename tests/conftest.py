@@ -14,10 +14,12 @@ from typing import Any
 import hypothesis  # noqa: F401
 import pytest
 
-from infra.broker import BrokerConfig, LocalKafka, free_port
+from infra.broker import BrokerConfig, LocalKafka, free_port, port_free
+from infra.cluster import LocalCluster
 from infra.settings import Settings
 from models.encoders import encoder_dir
 from models.train import TrainConfig, train
+from surveil.compose.runtime import local_kafka
 from tests.edgar_helpers import EDGAR
 from tests.rss_helpers import SA
 from tests.social_helpers import HTML_PAGE, REDDIT, STOCKTWITS, TWEETS
@@ -57,6 +59,36 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
         yield broker
     finally:
         broker.stop()
+
+
+def _free_port_run(count: int) -> int:
+    """Return the first of ``count`` consecutive TCP ports of 127.0.0.1 that are free now."""
+    for _ in range(100):
+        first = free_port()
+        if first + count <= 65536 and all(port_free(p) for p in range(first, first + count)):
+            return first
+    pytest.fail(f"found no {count} consecutive free ports on 127.0.0.1")
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A real three-node Kafka cluster (a three-voter quorum, 384 MB of heap each) on free
+    ports, laid out as `surveil kafka start --brokers 3` does, started once for the session
+    by the tests that ask for it."""
+    first = _free_port_run(6)
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        state_dir=tmp_path_factory.mktemp("cluster"),
+        kafka_broker=f"kafka://127.0.0.1:{first}",
+        kafka_controller_port=first + 1,
+        kafka_heap="384m",
+    )
+    cluster = local_kafka(settings, brokers=3)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")

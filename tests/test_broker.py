@@ -15,6 +15,9 @@ from alerts import agent
 from alerts.engine import AlertEngine, default_ruleset
 from alerts.outbox import Outbox
 from infra.broker import BrokerConfig, LocalKafka, free_port
+from infra.brokerfiles import server_properties
+from infra.cluster import LocalCluster, started_size
+from infra.errors import ConfigError
 from infra.settings import Settings
 from infra.topics import ensure_topics
 from streams.app import create_pipeline
@@ -38,7 +41,8 @@ def _topics(bootstrap: str) -> set[str]:
         admin.close()
 
 
-def _read_all(bootstrap: str, topic: str) -> list[bytes]:
+def read_all(bootstrap: str, topic: str) -> list[bytes]:
+    """Every value of a topic, from the start, read without a consumer group."""
     consumer = KafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -89,7 +93,7 @@ def test_start_stop_restart_keeps_topics_and_messages(tmp_path: Path) -> None:
         assert {"t.a", "t.b"} <= _topics(bootstrap)
         assert ensure_topics(bootstrap, ["t.a", "t.b"], 2) == []
         # One key, so one partition, so the order is kept.
-        assert _read_all(bootstrap, "t.a") == [b"m0", b"m1", b"m2"]
+        assert read_all(bootstrap, "t.a") == [b"m0", b"m1", b"m2"]
     finally:
         broker.stop()
     assert not broker.status().running
@@ -131,3 +135,42 @@ def test_a_stopped_broker_keeps_its_pid_but_does_not_answer(kafka: LocalKafka) -
     finally:
         os.kill(pid, signal.SIGCONT)
     assert kafka.answers(timeout=30.0)
+
+
+def _properties(text: str) -> dict[str, str]:
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    return dict(line.split("=", 1) for line in lines)
+
+
+def test_a_node_alone_votes_for_itself_and_keeps_one_replica(tmp_path: Path) -> None:
+    props = _properties(server_properties("127.0.0.1", 9092, 9093, tmp_path))
+    assert props["node.id"] == "1"
+    assert props["controller.quorum.voters"] == "1@127.0.0.1:9093"
+    assert props["offsets.topic.replication.factor"] == "1"
+    assert props["min.insync.replicas"] == "1"
+
+
+def test_a_cluster_node_names_the_three_voters_and_replicates_three_times(tmp_path: Path) -> None:
+    text = server_properties("127.0.0.1", 9094, 9095, tmp_path, 2, (9093, 9095, 9097))
+    props = _properties(text)
+    assert props["node.id"] == "2"
+    assert props["controller.quorum.voters"] == (
+        "1@127.0.0.1:9093,2@127.0.0.1:9095,3@127.0.0.1:9097"
+    )
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9095"
+    assert props["default.replication.factor"] == "3"
+    assert props["offsets.topic.replication.factor"] == "3"
+    assert props["min.insync.replicas"] == "2"
+    assert props["transaction.state.log.min.isr"] == "2"
+
+
+def test_cluster_nodes_each_have_a_folder_and_ports_of_their_own(tmp_path: Path) -> None:
+    cluster = LocalCluster(tmp_path, [(9092, 9093), (9094, 9095), (9096, 9097)], heap="384m")
+    assert [node.home for node in cluster.nodes] == [
+        tmp_path.resolve() / f"broker-{i}" for i in (1, 2, 3)
+    ]
+    assert cluster.bootstrap == "127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096"
+    assert LocalCluster(tmp_path, [(9092, 9093)]).nodes[0].home == tmp_path.resolve()
+    assert started_size(tmp_path) == 1
+    with pytest.raises(ConfigError, match="two ports of its own"):
+        LocalCluster(tmp_path, [(9092, 9093), (9093, 9094)])

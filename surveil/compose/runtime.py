@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from alerts.conditions import RouteConfig
 from alerts.engine import default_ruleset, ruleset_from
 from alerts.ruleset import RuleSet
-from infra.broker import BrokerConfig, LocalKafka
+from infra.cluster import LocalCluster
 from infra.db import Warehouse, connect
 from infra.errors import SurveilError
 from infra.settings import Settings
@@ -49,16 +49,17 @@ def reachable(bootstrap: str, timeout: float = 1.0) -> bool:
     return False
 
 
-def local_kafka(settings: Settings) -> LocalKafka:
-    """The local broker the settings describe."""
-    return LocalKafka(
-        BrokerConfig(
-            home=settings.kafka_home,
-            port=settings.broker_port,
-            controller_port=settings.kafka_controller_port,
-            heap=settings.kafka_heap,
-        )
-    )
+def local_kafka(settings: Settings, brokers: int = 1) -> LocalCluster:
+    """The local broker the settings describe, or a cluster of ``brokers`` nodes.
+
+    Node ``i`` (from 0) listens on the broker and controller ports plus ``2 * i``: with the
+    defaults 9092/9093, then 9094/9095 and 9096/9097.
+    """
+    ports = [
+        (settings.broker_port + 2 * i, settings.kafka_controller_port + 2 * i)
+        for i in range(brokers)
+    ]
+    return LocalCluster(settings.kafka_home, ports, heap=settings.kafka_heap)
 
 
 def open_warehouse(settings: Settings, *, migrate: bool = True) -> Warehouse:
