@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
+from infra.closing import Closing
 from infra.errors import BrokerError
 
 Offsets = dict[int, int]
@@ -31,7 +32,7 @@ class Message(NamedTuple):
     value: bytes | None
 
 
-class TopicRange:
+class TopicRange(Closing):
     """Read a topic's records between offsets, partition by partition.
 
     Args:
@@ -56,12 +57,6 @@ class TopicRange:
     def close(self) -> None:
         """Close the consumer."""
         self._consumer.close()
-
-    def __enter__(self) -> TopicRange:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
     def partitions(self) -> list[TopicPartition]:
         """The topic's partitions (none when it does not exist)."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import pandas as pd
 
+from infra.closing import Closing
 from infra.db import Parameters
 from infra.errors import ConfigError, StoreError
 from infra.reader import QueryLimits, ReadOnlyReader
@@ -32,7 +33,7 @@ def _on_reader(query: Callable[Concatenate[Reader, P], R]) -> Callable[Concatena
     return method
 
 
-class Quant:
+class Quant(Closing):
     """Read-only access to surveil's ClickHouse data.
 
     Its queries are those of `surveil.quant.series` and `surveil.quant.records`, run on
@@ -64,12 +65,6 @@ class Quant:
     def close(self) -> None:
         """Release the connection (and a chDB folder opened directly)."""
         self._close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def connect(settings: Settings | None = None, *, run: str | None = None) -> Quant:
