@@ -195,12 +195,26 @@ class Warehouse:
         """Run a query; return its rows."""
         return self.query(sql, parameters)[1]
 
-    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> int:
-        """Insert rows into a table of this database; return how many."""
+    def insert(
+        self,
+        table: str,
+        rows: Sequence[Sequence[Any]],
+        columns: Sequence[str],
+        token: str | None = None,
+    ) -> int:
+        """Insert rows into a table of this database; return how many were sent.
+
+        Args:
+            token: the insert's ``insert_deduplication_token``: a table with a deduplication
+                window drops a later insert with the same token (``streams.ledger``).
+        """
         if not rows:
             return 0
+        settings = {"insert_deduplication_token": token} if token else None
         try:
-            self.client.insert(table, rows, column_names=list(columns), database=self.database)
+            self.client.insert(
+                table, rows, column_names=list(columns), database=self.database, settings=settings
+            )
         except ClickHouseError as exc:
             msg = f"insert into {table} failed: {exc}"
             raise StoreError(msg) from exc

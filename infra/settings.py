@@ -78,7 +78,11 @@ class Settings(BaseSettings):
     classify_batch: PositiveInt = Field(64, description="Most documents scored in one batch.")
     classify_within: PositiveFloat = Field(0.5, description="Seconds to wait to fill a batch.")
     store_batch: PositiveInt = Field(
-        500, description="Most rows inserted in one ClickHouse insert."
+        500, description="Most records the store takes from a topic at a time."
+    )
+    store_insert_rows: PositiveInt = Field(
+        5000,
+        description="Most rows of one ClickHouse insert (from one topic partition).",
     )
     body_max_chars: int = Field(20_000, ge=100, description="Document bodies are cut to this.")
     signal_window_s: int = Field(

@@ -11,7 +11,7 @@ from models.base import Classifier
 from streams.acks import batches, with_where
 from streams.app import Pipeline
 from streams.records import Document, Rejected, Scored
-from streams.steps import decode, score
+from streams.steps import decode_indexed, score
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +47,15 @@ def register(pipeline: Pipeline, classifier: Classifier, outputs: Outputs | None
     async def classify(stream: Any) -> AsyncIterator[int]:
         loop = asyncio.get_running_loop()
         async for events in batches(stream, cfg.classify_batch, cfg.classify_within):
-            docs, rejected = decode(with_where(events), Document, "classify")
+            wheres = with_where(events)
+            oks, rejected = decode_indexed(wheres, Document, "classify")
+            docs, origins = [doc for _, doc in oks], [wheres[i][1] for i, _ in oks]
             for item in rejected:
                 log.warning("docs.raw %s/%s: %s", item.partition, item.offset, item.detail)
                 counters.inc(f"rejected.classify.{item.reason}")
-            records = await loop.run_in_executor(pipeline.model_pool, score, classifier, docs)
+            records = await loop.run_in_executor(
+                pipeline.model_pool, score, classifier, docs, origins
+            )
             # Retried until the broker has every record; acknowledged only after (streams.acks).
             await pipeline.writes.call("classify", out.write, records, rejected)
             counters.inc("classify.documents", len(docs))

@@ -110,6 +110,9 @@ class Scored(Record):
     model_version: str
     scored_at: AwareDatetime
     dup_of: str | None = None
+    # Where the document was on docs.raw (partition, offset) and this ticker's place in it:
+    # the store drops a classify redelivery by it (streams.ledger). None outside Kafka.
+    origin: tuple[int, int, int] | None = None
 
     _utc = field_validator("published_at", "fetched_at", "scored_at")(_as_utc)
 

@@ -46,11 +46,19 @@ def decode(
     values: Iterable[tuple[Any, Where]], record: type[R], stage: str
 ) -> tuple[list[R], list[Rejected]]:
     """Parse topic values into records; return the records and a Rejected for each other."""
-    oks: list[R] = []
+    oks, errs = decode_indexed(values, record, stage)
+    return [ok for _, ok in oks], errs
+
+
+def decode_indexed(
+    values: Iterable[tuple[Any, Where]], record: type[R], stage: str
+) -> tuple[list[tuple[int, R]], list[Rejected]]:
+    """Like `decode`, with each record's place among the values (to find its event)."""
+    oks: list[tuple[int, R]] = []
     errs: list[Rejected] = []
-    for value, where in values:
+    for index, (value, where) in enumerate(values):
         try:
-            oks.append(record.parse(value))
+            oks.append((index, record.parse(value)))
         except DecodeError as err:
             payload = value if isinstance(value, str) else json.dumps(value, default=str)
             source = value.get("source", "") if isinstance(value, dict) else ""
@@ -74,12 +82,20 @@ def dead_letters(stage: str) -> bool:
     return stage in DEAD_LETTERED_BY.values()
 
 
-def score(classifier: Classifier, docs: Sequence[Document]) -> list[Scored]:
-    """Score documents with one model call; return a record per (document, ticker)."""
+def score(
+    classifier: Classifier, docs: Sequence[Document], origins: Sequence[Where] | None = None
+) -> list[Scored]:
+    """Score documents with one model call; return a record per (document, ticker).
+
+    Args:
+        origins: where each document was on docs.raw; each record then carries its
+            document's partition and offset and its ticker's place (`streams.ledger`).
+    """
     scores: list[TextScore] = classifier.classify([doc.text for doc in docs]) if docs else []
     scored_at = utcnow()
+    wheres: Sequence[Where | None] = origins if origins is not None else [None] * len(docs)
     out = []
-    for doc, s in zip(docs, scores, strict=True):
+    for doc, s, where in zip(docs, scores, wheres, strict=True):
         event_type, event_prob = s.event_type, s.event_prob
         filed = event_from_items([str(i) for i in doc.meta.get("items", [])])
         if filed is not None:
@@ -106,10 +122,17 @@ def score(classifier: Classifier, docs: Sequence[Document]) -> list[Scored]:
                 model_version=classifier.version,
                 scored_at=scored_at,
                 dup_of=doc.dup_of,
+                origin=_origin(where, index),
             )
-            for ticker in doc.tickers
+            for index, ticker in enumerate(doc.tickers)
         ]
     return out
+
+
+def _origin(where: Where | None, index: int) -> tuple[int, int, int] | None:
+    if where is None or where.partition is None or where.offset is None:
+        return None
+    return where.partition, where.offset, index
 
 
 class Sink(Protocol):

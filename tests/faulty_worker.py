@@ -29,12 +29,16 @@ _insert = Warehouse.insert
 
 
 def _failing_insert(
-    self: Warehouse, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]
+    self: Warehouse,
+    table: str,
+    rows: Sequence[Sequence[Any]],
+    columns: Sequence[str],
+    token: str | None = None,
 ) -> int:
     if table in _tables and rows and _flag.exists():
         msg = f"insert into {table} failed: injected fault (Code: 243. NOT_ENOUGH_SPACE)"
         raise StoreError(msg)
-    return _insert(self, table, rows, columns)
+    return _insert(self, table, rows, columns, token)
 
 
 def _crashing_model(*_: Any) -> list[Any]:

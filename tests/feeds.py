@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kafka import KafkaAdminClient
+
 from infra.settings import Settings
 from ingest.base import Batch, collect
 from ingest.producer import DocumentProducer
 from ingest.rss import RssSource
 
 MSFT_FEED = "fixtures/feeds/seekingalpha_symbol_MSFT_2017-10.rss.xml"
+HALTS_FEED = "fixtures/feeds/nasdaqtrader_trade_halts_2023-06-19.rss.xml"
 
 
 def publish_feed(settings: Settings, feed: Path, times: int = 1) -> Batch:
@@ -22,3 +25,13 @@ def publish_feed(settings: Settings, feed: Path, times: int = 1) -> Batch:
     finally:
         producer.close()
     return batch
+
+
+def rewind(settings: Settings, *groups: str) -> None:
+    """Forget what the stopped workers' consumer groups committed (the app id's when none is
+    named): their next start reads every topic from its beginning, a redelivery of all."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        admin.delete_groups(list(groups) or [settings.app_id])
+    finally:
+        admin.close()

@@ -1,5 +1,6 @@
 """Worker roles: two classify workers share docs.raw, one store worker owns ClickHouse, and a
-classify worker killed mid-stream loses and repeats nothing."""
+classify worker killed mid-stream loses and repeats nothing (what it sent before the kill is
+scored again by the other, and the store drops the repeats by their origin on docs.raw)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from infra.settings import Settings
 from surveil.compose.runtime import WorkerProcess, open_warehouse
 from surveil.demo.run import processed
-from tests.feeds import MSFT_FEED, publish_feed
+from tests.feeds import HALTS_FEED, MSFT_FEED, publish_feed
 
 pytestmark = pytest.mark.integration
 
@@ -46,11 +47,14 @@ def test_two_classify_workers_and_a_store_worker_store_every_row_once_through_a_
         for worker in workers:  # every one up (its counters page answers)
             _answering(worker, 90)
         batch = publish_feed(store.settings, shared_dir / MSFT_FEED)
-        docs, pairs = len(batch.documents), sum(len(d.tickers) for d in batch.documents)
         first.wait_until(lambda s: s.get("classify.documents", 0) > 0, 60)
         assert first.kill() == -9  # mid-stream: its partitions go to the other one
-        publish_feed(store.settings, shared_dir / MSFT_FEED)  # and every document again
-        stats = store.wait_until(processed(2 * docs, 2 * pairs), 180)
+        documents = [
+            *batch.documents,
+            *publish_feed(store.settings, shared_dir / HALTS_FEED).documents,
+        ]
+        docs, pairs = len(documents), sum(len(d.tickers) for d in documents)
+        stats = store.wait_until(processed(docs, pairs), 180)
         assert second.stats().get("classify.documents", 0) > 0
         assert "classify.documents" not in stats  # the store role runs no model
     finally:
