@@ -26,6 +26,7 @@ import shutil
 import statistics
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -38,7 +39,9 @@ import pandas as pd
 from bench.common import cpu_model, load_average, package_version, whole_run
 from bench.storedata import START, generate, scored_rows, symbols
 from infra.db import Parameters, Table, Warehouse, connect, redact
+from streams.ledger import ClickHouseRanges, Ledger
 from streams.records import Scored
+from streams.steps import Where
 from streams.store import SCORE_COLUMNS, Store
 from surveil.quant.base import READ_ONLY, Reader
 from surveil.quant.series import sentiment
@@ -120,6 +123,43 @@ def store_path(wh: TimedWarehouse, records: Sequence[Scored], batch: int) -> tup
     elapsed = time.perf_counter() - t0
     assert written == len(records), (written, len(records))
     return len(records) / elapsed, wh.query_s / elapsed
+
+
+def ledger_path(
+    wh: Warehouse, records: Sequence[Scored], insert_rows: int, take: int = 500, partitions: int = 3
+) -> tuple[float, int]:
+    """Write ``records`` as the store agent does: takes of ``take`` records from a topic of
+    ``partitions`` (keyed by ticker) into `streams.ledger.Ledger`, inserts of up to
+    ``insert_rows`` per partition under their range's token, and the record of each range.
+    Then deliver everything again (a whole redelivery after a restart). Return rows/s of the
+    first pass and the rows the second added (0 when exactly once)."""
+    store = Store(wh)
+    topic = f"bench-{insert_rows}"
+    offsets = [0] * partitions
+    located = []
+    for record in records:
+        partition = zlib.crc32(record.ticker.encode()) % partitions
+        located.append((Where(topic, partition, offsets[partition]), record, None))
+        offsets[partition] += 1
+
+    def deliver() -> float:
+        ledger: Ledger[Scored] = Ledger(
+            "scores", ClickHouseRanges(wh), insert_rows, 1.0, key=lambda r: (r.doc_id, r.ticker)
+        )
+        t0 = time.perf_counter()
+        for start in range(0, len(located), take):
+            ledger.add(located[start : start + take], now=time.monotonic())
+            ledger.write(store.insert_scores, now=time.monotonic())
+        ledger.write(store.insert_scores, now=time.monotonic(), flush=True)
+        return time.perf_counter() - t0
+
+    count = "SELECT count() FROM {db}.scores"
+    before = wh.rows(count)[0][0]
+    elapsed = deliver()
+    after = wh.rows(count)[0][0]
+    assert after - before == len(records), (after - before, len(records))
+    deliver()
+    return len(records) / elapsed, wh.rows(count)[0][0] - after
 
 
 RAW = """
@@ -205,6 +245,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batches", default="500,5000,50000", help="rows per insert")
     parser.add_argument("--naive-rows", type=int, default=2_000, help="rows inserted one by one")
     parser.add_argument("--store-rows", type=int, default=5_000, help="write_scores, big table")
+    parser.add_argument("--ledger-rows", type=int, default=200_000, help="ledger, big table")
+    parser.add_argument("--insert-rows", type=int, default=5_000, help="ledger insert size")
+    parser.add_argument("--only-big", action="store_true", help="skip the insert table, queries")
     parser.add_argument("--tickers", type=int, default=500, help="tickers, Zipf-like popularity")
     parser.add_argument("--query-rows", type=int, default=10_000_000, help="scores to query")
     parser.add_argument("--days", type=int, default=91, help="days the queried scores span")
@@ -242,6 +285,12 @@ def run(bench: Bench, args: argparse.Namespace, tickers: list[str], dsn: str) ->
         f"# store: {redact(dsn)} (ClickHouse {server}), chdb {package_version('chdb')}, "
         f"clickhouse-connect {package_version('clickhouse-connect')}"
     )
+    if args.only_big:
+        with bench.database("big") as wh:
+            generate(wh, args.query_rows, tickers, args.days)
+            print(f"# {args.query_rows:,} scores generated; load average {load_average()}")
+            write_into(wh, args, tickers, naive_rate=None)
+        return
     naive_rate = inserts(bench, args, tickers)
     query_part(bench, args, tickers, naive_rate)
 
@@ -295,12 +344,31 @@ def query_part(
                 f"# {table}: {nrows:,} rows in {count} active parts, {_mb(disk)} on disk "
                 f"({_mb(raw)} uncompressed, {disk / max(nrows, 1):.1f} bytes/row)"
             )
-        big = scored_rows(args.store_rows, tickers, 30, args.seed + 1)
-        rate, dedup = store_path(wh, big, 500)
+        write_into(wh, args, tickers, naive_rate)
+
+
+def write_into(
+    wh: TimedWarehouse, args: argparse.Namespace, tickers: list[str], naive_rate: float | None
+) -> None:
+    """Time the store's writes into the big table: the read-before-write path, and the
+    exactly-once path with inserts of 500 rows and of ``--insert-rows``."""
+    big = scored_rows(args.store_rows, tickers, 30, args.seed + 1)
+    rate, dedup = store_path(wh, big, 500)
+    naive = f", {rate / naive_rate:.1f}x naive" if naive_rate else ""
+    print(
+        f"# Store.write_scores (reads, then writes) into this table, {len(big):,} rows in "
+        f"batches of 500: {rate:,.0f} rows/s (dedup query {dedup:.0%} of the time{naive}); "
+        f"load average {load_average()}"
+    )
+    for n, insert_rows in enumerate((500, args.insert_rows)):
+        # Rows of their own: the same pairs again would be merged away under the count.
+        ledger_rows = scored_rows(args.ledger_rows, tickers, 30, args.seed + 2 + n)
+        fast, again = ledger_path(wh, ledger_rows, insert_rows)
         print(
-            f"# Store.write_scores into this {args.query_rows:,}-row table, {len(big):,} rows in "
-            f"batches of 500: {rate:,.0f} rows/s (dedup query {dedup:.0%} of the time, "
-            f"{rate / naive_rate:.1f}x naive)"
+            f"# exactly once (streams.ledger) into this table, {len(ledger_rows):,} rows in takes "
+            f"of 500 from 3 partitions, inserts of up to {insert_rows:,} rows: {fast:,.0f} rows/s "
+            f"({fast / rate:.1f}x write_scores); delivered again: {again} rows added; "
+            f"load average {load_average()}"
         )
 
 

@@ -208,17 +208,43 @@ class Warehouse:
             token: the insert's ``insert_deduplication_token``: a table with a deduplication
                 window drops a later insert with the same token (``streams.ledger``).
         """
-        if not rows:
+        return self._insert(table, rows, columns, token, column_oriented=False)
+
+    def insert_columns(
+        self,
+        table: str,
+        data: Sequence[Sequence[Any]],
+        columns: Sequence[str],
+        token: str | None = None,
+    ) -> int:
+        """Like `insert`, with the data as one sequence per column (no transposing)."""
+        return self._insert(table, data, columns, token, column_oriented=True)
+
+    def _insert(
+        self,
+        table: str,
+        data: Sequence[Sequence[Any]],
+        columns: Sequence[str],
+        token: str | None,
+        column_oriented: bool,
+    ) -> int:
+        count = len(data[0]) if column_oriented and data else len(data)
+        if not count:
             return 0
         settings = {"insert_deduplication_token": token} if token else None
         try:
             self.client.insert(
-                table, rows, column_names=list(columns), database=self.database, settings=settings
+                table,
+                data,
+                column_names=list(columns),
+                database=self.database,
+                settings=settings,
+                column_oriented=column_oriented,
             )
         except ClickHouseError as exc:
             msg = f"insert into {table} failed: {exc}"
             raise StoreError(msg) from exc
-        return len(rows)
+        return count
 
     def close(self) -> None:
         """Close the client (and release a chDB folder)."""

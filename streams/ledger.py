@@ -33,7 +33,7 @@ import json
 import logging
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from infra.db import Warehouse
 from streams.steps import Where
@@ -85,8 +85,7 @@ class Chunk(Generic[R]):
     events: list[Any]
 
 
-@dataclass(frozen=True)
-class _Item(Generic[R]):
+class _Item(NamedTuple, Generic[R]):
     offset: int
     record: R
     event: Any
@@ -201,7 +200,7 @@ class Ledger(Generic[R]):
                 if inside[-1].offset < state.last:
                     return None  # the range is not all back yet
                 return self._chunk(state, inside, state.before)
-        waited = now - min((i.at for i in items), default=now)
+        waited = now - items[0].at if items else 0.0  # the first in offset order came first
         due = len(items) >= self.rows or flush or waited >= self.flush_s
         if not items or not due:
             return None

@@ -141,8 +141,8 @@ class Store:
 
     def insert_scores(self, chunk: Chunk[Scored]) -> int:
         """Insert one range of docs.scored under its token; return the rows sent."""
-        rows = [score_row(r) for r in chunk.records]
-        return self.warehouse.insert("scores", rows, SCORE_COLUMNS, chunk.span.token)
+        columns = [[getattr(r, c) for r in chunk.records] for c in SCORE_COLUMNS]
+        return self.warehouse.insert_columns("scores", columns, SCORE_COLUMNS, chunk.span.token)
 
     def write_documents(self, docs: Sequence[Document]) -> int:
         """Insert documents not stored yet; return how many were new."""

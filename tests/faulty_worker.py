@@ -1,7 +1,7 @@
 """``python -m tests.faulty_worker worker``: the real worker, with ClickHouse writes that fail
 while a file exists.
 
-The engine, the broker and every agent are the real ones; only `Warehouse.insert` is wrapped,
+The engine, the broker and every agent are the real ones; only `Warehouse._insert` is wrapped,
 so that a test can make ClickHouse refuse writes for a while (as a full disk or a server
 outage would) and then recover. ``SURVEIL_TEST_FAIL_WRITES`` names the file; while it exists
 every insert into ``SURVEIL_TEST_FAIL_TABLES`` (comma-separated, default documents,scores)
@@ -25,20 +25,21 @@ from surveil.cli import main
 
 _flag = Path(os.environ.get("SURVEIL_TEST_FAIL_WRITES", "/nonexistent/flag"))
 _tables = set(os.environ.get("SURVEIL_TEST_FAIL_TABLES", "documents,scores").split(","))
-_insert = Warehouse.insert
+_insert = Warehouse._insert
 
 
 def _failing_insert(
     self: Warehouse,
     table: str,
-    rows: Sequence[Sequence[Any]],
+    data: Sequence[Sequence[Any]],
     columns: Sequence[str],
-    token: str | None = None,
+    token: str | None,
+    column_oriented: bool,
 ) -> int:
-    if table in _tables and rows and _flag.exists():
+    if table in _tables and data and _flag.exists():
         msg = f"insert into {table} failed: injected fault (Code: 243. NOT_ENOUGH_SPACE)"
         raise StoreError(msg)
-    return _insert(self, table, rows, columns, token)
+    return _insert(self, table, data, columns, token, column_oriented)
 
 
 def _crashing_model(*_: Any) -> list[Any]:
@@ -46,7 +47,7 @@ def _crashing_model(*_: Any) -> list[Any]:
     raise ZeroDivisionError(msg)
 
 
-Warehouse.insert = _failing_insert  # type: ignore[method-assign]
+Warehouse._insert = _failing_insert  # type: ignore[method-assign]
 if os.environ.get("SURVEIL_TEST_CRASH_CLASSIFY") == "1":
     classify.score = _crashing_model  # type: ignore[assignment]
 
