@@ -31,6 +31,7 @@ class WorkerConfig:
     classify_batch: int = 64
     classify_within: float = 0.5
     store_batch: int = 500
+    store_insert_rows: int = 5000
     store_within: float = 0.5
     # Short group timeouts let a worker join in seconds, not the 30 s default.
     session_timeout_s: float = 10.0

@@ -86,6 +86,7 @@ def worker_config(settings: Settings) -> WorkerConfig:
         classify_batch=settings.classify_batch,
         classify_within=settings.classify_within,
         store_batch=settings.store_batch,
+        store_insert_rows=settings.store_insert_rows,
     )
 
 
