@@ -84,6 +84,28 @@ def admin_client(bootstrap: str, client_id: str, timeout: float) -> KafkaAdminCl
     )
 
 
+def replication_factor(bootstrap: str, timeout: float = 30.0) -> int:
+    """Return the replicas a topic gets on the cluster at ``bootstrap``, as `ensure_topics`
+    gives them: one per broker, at most three.
+
+    Raises:
+        BrokerError: the cluster cannot be reached.
+    """
+    try:
+        admin = admin_client(bootstrap, "surveil-admin", timeout)
+        try:
+            return _replicas(admin)
+        finally:
+            admin.close()
+    except KafkaError as exc:
+        msg = f"cannot reach Kafka at {bootstrap}: {exc}"
+        raise BrokerError(msg) from exc
+
+
+def _replicas(admin: KafkaAdminClient) -> int:
+    return min(len(admin.describe_cluster()["brokers"]), _MAX_REPLICAS)
+
+
 def _create(
     admin: KafkaAdminClient,
     missing: list[str],
@@ -96,7 +118,7 @@ def _create(
     Raises:
         BrokerError: Kafka refused a topic for another reason than that it exists.
     """
-    replicas = min(len(admin.describe_cluster()["brokers"]), _MAX_REPLICAS)
+    replicas = _replicas(admin)
     wanted = {"min.insync.replicas": "2"} if replicas >= _MAX_REPLICAS else {}
     wanted.update(configs or {})
     spec: dict[str, dict[str, Any]] = {

@@ -25,6 +25,9 @@ class WorkerConfig:
     topic_prefix: str = ""
     broker: str = "kafka://127.0.0.1:9092"
     partitions: int = 3
+    # Replicas of the topics Faust creates (the assignor's leader topic, changelogs it makes
+    # itself): the cluster's, so that a lost broker takes none of their partitions down.
+    replication: int = 1
     data_dir: Path = Path("var/faust")
     web_port: int = 6066
     store: str = "rocksdb://"
@@ -87,7 +90,7 @@ def create_pipeline(config: WorkerConfig) -> Pipeline:
         store=config.store,
         datadir=str(config.data_dir),
         topic_partitions=config.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=config.replication,
         web_bind="127.0.0.1",
         web_host="127.0.0.1",
         web_port=config.web_port,

@@ -24,6 +24,7 @@ from infra.cluster import LocalCluster
 from infra.db import Warehouse, connect
 from infra.errors import SurveilError
 from infra.settings import Settings
+from infra.topics import replication_factor
 from models.base import Classifier
 from models.registry import Runtime, load_classifier
 from streams.app import WorkerConfig
@@ -72,7 +73,8 @@ def open_warehouse(settings: Settings, *, migrate: bool = True) -> Warehouse:
 
 
 def worker_config(settings: Settings) -> WorkerConfig:
-    """The Faust app's configuration from the settings."""
+    """The Faust app's configuration from the settings, with the replication factor of the
+    cluster they name (asked of its brokers)."""
     # Classify workers form a consumer group of their own: they read docs.raw alone, and the
     # store role's group keeps the app id (its offsets and table changelogs) of role all.
     classify_only = settings.worker_role == "classify"
@@ -81,6 +83,7 @@ def worker_config(settings: Settings) -> WorkerConfig:
         topic_prefix=settings.topic_prefix,
         broker=settings.kafka_broker,
         partitions=settings.kafka_partitions,
+        replication=replication_factor(settings.bootstrap_servers),
         data_dir=(settings.state_dir / "faust").resolve(),
         web_port=settings.web_port,
         classify_batch=settings.classify_batch,
