@@ -25,7 +25,7 @@ from streams.records import Document
 from streams.steps import score
 from streams.store import SCORE_COLUMNS
 from surveil.cli import cli
-from surveil.compose.runtime import open_warehouse, settings_env
+from surveil.compose.runtime import WorkerProcess, open_warehouse, settings_env
 from surveil.demo.receiver import WebhookReceiver
 from surveil.demo.run import processed
 from surveil.quant.series import sentiment
@@ -33,15 +33,15 @@ from surveil.quant.times import parse_freq
 from surveil.replay.diff import diff_runs
 from surveil.replay.run import replay
 from surveil.replay.runs import list_runs, open_run
-from tests.feeds import MSFT_FEED
-from tests.workers import alerting_worker
+from tests.feeds import MSFT_FEED, rewind
 
 DAY = timedelta(days=1)
 
 
 @dataclass
 class Live:
-    """One live run: the feed delivered three times through a real worker."""
+    """One live run: the feed's records delivered three times to a real worker (restarted on
+    a rewound consumer group)."""
 
     settings: Settings
     docs: list[Document]
@@ -66,15 +66,27 @@ def live(
     )
     docs = collect(RssSource("seekingalpha-msft", str(shared_dir / MSFT_FEED))).documents
     pairs = sum(len(d.tickers) for d in docs)
-    with alerting_worker(settings, folder / "worker.log") as (worker, receiver):
-        start = datetime.now(UTC)
-        producer = DocumentProducer(settings.bootstrap_servers, topic_prefix=settings.topic_prefix)
-        try:
-            for delivery in range(1, 4):  # the same documents, three times
-                producer.publish(docs)
-                worker.wait_until(processed(len(docs) * delivery, pairs * delivery), 180)
-        finally:
-            producer.close()
+    start = datetime.now(UTC)
+    with WebhookReceiver() as receiver:
+        env = {"SURVEIL_ALERT_SLACK_WEBHOOK": receiver.url}
+        for delivery in range(1, 4):  # every record delivered three times
+            worker = WorkerProcess(settings, env, folder / f"worker{delivery}.log")
+            worker.start()
+            try:
+                if delivery == 1:
+                    producer = DocumentProducer(
+                        settings.bootstrap_servers, topic_prefix=settings.topic_prefix
+                    )
+                    try:
+                        producer.publish(docs)
+                    finally:
+                        producer.close()
+                # A fresh worker on a rewound group reads docs.scored from its beginning: what
+                # every earlier run scored (again) and what this one scores again.
+                worker.wait_until(processed(len(docs), pairs * delivery), 180)
+            finally:
+                assert worker.stop() == 0
+            rewind(settings)  # the next run is delivered every record again
         end = datetime.now(UTC) + timedelta(seconds=1)
     posts = len(receiver.received)
     yield Live(settings, docs, start, end, posts)
