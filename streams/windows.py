@@ -175,14 +175,23 @@ class Windows:
         recent = {int(b[0]): b for b in state.get("recent") or []}
         ref_key = f"{rec.ticker}|{key}"
         seen = refs.get(ref_key) or {}
+        ref = [rec.title[:TITLE_CHARS], rec.url, rec.source]
         # The bucket counts the first n documents of its entry: one written ahead of its
         # state (a crash between the two writes) holds more, which do not count yet.
-        counted = list(seen)[: recent[key][1] if key in recent else 0]
-        if rec.doc_id in counted:
-            return None
-        ref = [rec.title[:TITLE_CHARS], rec.url, rec.source]
-        rest = {k: v for k, v in seen.items() if k not in counted and k != rec.doc_id}
-        refs[ref_key] = {**{k: seen[k] for k in counted}, rec.doc_id: ref, **rest}
+        n = recent[key][1] if key in recent else 0
+        # Lookups by key, never a scan of a list: a busy bucket holds thousands of documents.
+        if len(seen) <= n:  # the usual entry: every document in it counts
+            if rec.doc_id in seen:
+                return None
+            entry = {**seen, rec.doc_id: ref}
+        else:
+            order = list(seen)
+            if rec.doc_id in set(order[:n]):
+                return None
+            entry = {k: seen[k] for k in order[:n]}
+            entry[rec.doc_id] = ref
+            entry.update((k, seen[k]) for k in order[n:] if k != rec.doc_id)
+        refs[ref_key] = entry
         recent[key] = self._added(recent.get(key), key, rec, ts)
         buckets = {int(b[0]): list(b[1:]) for b in state.get("buckets") or []}
         for start in sorted(recent):
