@@ -46,10 +46,18 @@ async def _off_loop(job: Callable[[], T]) -> T:
 
 class _Refs(MutableMapping[str, dict[str, list[str]]]):
     """One ticker's window refs (``TICKER|bucket`` keys of the rule-state table) as the
-    batch changes them: read through to the table, written to it only by `_Batch.save`."""
+    batch changes them: read through to the table, written to it only by `_Batch.save`.
 
-    def __init__(self, table: Any) -> None:
+    ``read`` holds entries as this worker last read or saved them: a busy bucket's entry
+    lists thousands of documents, and decoding it from the table for every batch cost the
+    agent more than everything else it does. Entries are replaced, never changed in place
+    (`streams.windows`), so one kept is what the table holds while the worker owns its
+    partition; the agent empties it on every rebalance.
+    """
+
+    def __init__(self, table: Any, read: dict[str, dict[str, list[str]]]) -> None:
         self.table = table
+        self.read = read
         self.changed: dict[str, dict[str, list[str]] | None] = {}
 
     def __getitem__(self, key: str) -> dict[str, list[str]]:
@@ -58,9 +66,12 @@ class _Refs(MutableMapping[str, dict[str, list[str]]]):
             if value is None:
                 raise KeyError(key)
             return value
+        if key in self.read:
+            return self.read[key]
         if key not in self.table:
             raise KeyError(key)
         found: dict[str, list[str]] = self.table[key]
+        self.read[key] = found
         return found
 
     def __setitem__(self, key: str, value: dict[str, list[str]]) -> None:
@@ -79,8 +90,9 @@ class _Refs(MutableMapping[str, dict[str, list[str]]]):
 class _Batch:
     """A batch's new rule states and refs, saved together once the router's are durable."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, read: dict[str, dict[str, list[str]]]) -> None:
         self.table = table
+        self.read = read  # refs entries as last read or saved (`_Refs`)
         self.states: dict[str, dict[str, Any]] = {}
         self._refs: dict[str, _Refs] = {}
         self._events: dict[str, Any] = {}
@@ -94,7 +106,7 @@ class _Batch:
     def refs(self, ticker: str, event: Any) -> _Refs:
         """The ticker's refs as of this batch; ``event`` is one of the ticker's events."""
         self._events.setdefault(ticker, event)
-        return self._refs.setdefault(ticker, _Refs(self.table))
+        return self._refs.setdefault(ticker, _Refs(self.table, self.read))
 
     def save(self, events: list[Any]) -> None:
         """Write refs, then states, then forget expired refs, each in its ticker's partition.
@@ -112,10 +124,13 @@ class _Batch:
             for key, value in changed.items():
                 if value is not None:
                     self.table[key] = value
+                    self.read[key] = value
             self.table[ticker] = self.states[ticker]
             for key, value in changed.items():
-                if value is None and key in self.table:
-                    del self.table[key]
+                if value is None:
+                    self.read.pop(key, None)
+                    if key in self.table:
+                        del self.table[key]
 
 
 def register(pipeline: Pipeline, engine: AlertEngine) -> Any:
@@ -124,7 +139,15 @@ def register(pipeline: Pipeline, engine: AlertEngine) -> Any:
     # Keyed by ticker (and TICKER|bucket for the window refs), like docs.scored, so table
     # and stream share partitions.
     states = app.Table("alert_rule_state", default=dict, partitions=cfg.partitions)
+    read: dict[str, dict[str, list[str]]] = {}  # refs entries as last read or saved
     publishing = asyncio.Lock()
+
+    async def forget(app: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # Partitions move: what this worker read of them may not be what it will own.
+        read.clear()
+
+    app.on_partitions_revoked.connect(forget)
+    app.on_partitions_assigned.connect(forget)
 
     async def publish() -> None:
         # One at a time: the agent and the timer would otherwise publish a key twice.
@@ -143,7 +166,7 @@ def register(pipeline: Pipeline, engine: AlertEngine) -> Any:
 
     async def rules(stream: Any) -> AsyncIterator[Alert]:
         async for events in batches(stream, BATCH, BATCH_WITHIN_S):
-            batch = _Batch(states)
+            batch = _Batch(states, read)
             # each: reads and writes of the table go to the partition of their own event
             counters.inc("alerts.seen", len(events))
             for event in each(events):
