@@ -18,8 +18,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
 from infra.db import Warehouse
 from infra.errors import StoreError
 from streams import classify
@@ -33,14 +31,15 @@ _insert = Warehouse._insert
 def _failing_insert(
     self: Warehouse,
     table: str,
-    data: Sequence[Sequence[Any]] | pa.Table,
+    data: Sequence[Sequence[Any]],
     columns: Sequence[str],
     token: str | None,
+    column_oriented: bool,
 ) -> int:
-    if table in _tables and len(data) and _flag.exists():
+    if table in _tables and data and _flag.exists():
         msg = f"insert into {table} failed: injected fault (Code: 243. NOT_ENOUGH_SPACE)"
         raise StoreError(msg)
-    return _insert(self, table, data, columns, token)
+    return _insert(self, table, data, columns, token, column_oriented)
 
 
 def _crashing_model(*_: Any) -> list[Any]:
