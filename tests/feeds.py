@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from infra.settings import Settings
 from ingest.base import Batch, collect
@@ -35,3 +36,31 @@ def rewind(settings: Settings, *groups: str) -> None:
         admin.delete_groups(list(groups) or [settings.app_id])
     finally:
         admin.close()
+
+
+def _behind(bootstrap: str, group: str, topics: list[str]) -> int:
+    """How many records of the topics the consumer group has not committed yet."""
+    # Reading a group's committed offsets does not join the group.
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
+        ends = consumer.end_offsets(tps)
+        return sum(end - (consumer.committed(tp) or 0) for tp, end in ends.items())
+    finally:
+        consumer.close()
+
+
+def committed(settings: Settings, timeout: float) -> None:
+    """Wait until the classify and store groups have committed every record of their topics.
+
+    The store's seen counters count repeats (what a killed classify worker had sent and its
+    successor sent again), so they reach the expected totals before the last rows are in.
+    """
+    prefix, deadline = settings.topic_prefix, time.monotonic() + timeout
+    groups = {
+        f"{settings.app_id}-classify": [f"{prefix}docs.raw"],
+        settings.app_id: [f"{prefix}docs.raw", f"{prefix}docs.scored", f"{prefix}alerts"],
+    }
+    while any(_behind(settings.bootstrap_servers, g, t) for g, t in groups.items()):
+        assert time.monotonic() < deadline, "records left uncommitted"
+        time.sleep(1.0)

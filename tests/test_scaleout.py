@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from infra.cluster import LocalCluster
 from infra.settings import Settings
@@ -28,7 +27,7 @@ from surveil.compose.runtime import WorkerProcess, open_warehouse
 from surveil.demo.receiver import WebhookReceiver
 from surveil.demo.run import processed
 from tests.conftest import worker_settings
-from tests.feeds import MSFT_FEED, publish_feed
+from tests.feeds import MSFT_FEED, committed, publish_feed
 from tests.test_cluster import describe, kill
 from tests.test_roles import _answering
 
@@ -74,31 +73,12 @@ def _busiest_leader(cluster: LocalCluster, topics: list[str]) -> int:
     return leaders.most_common(1)[0][0]
 
 
-def _behind(bootstrap: str, group: str, topics: list[str]) -> int:
-    """How many records of the topics the consumer group has not committed yet."""
-    # Reading a group's committed offsets does not join the group.
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    try:
-        tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
-        ends = consumer.end_offsets(tps)
-        return sum(end - (consumer.committed(tp) or 0) for tp, end in ends.items())
-    finally:
-        consumer.close()
-
-
 def _settle(store: WorkerProcess, docs: int, pairs: int, timeout: float) -> dict[str, int]:
     """Wait until the store has seen everything, both groups have committed every record
     (repeats make the seen counters run ahead of the rows), and every alert was delivered."""
     settings, deadline = store.settings, time.monotonic() + timeout
     store.wait_until(processed(docs, pairs), timeout)
-    prefix = settings.topic_prefix
-    groups = {
-        f"{settings.app_id}-classify": [f"{prefix}docs.raw"],
-        settings.app_id: [f"{prefix}docs.raw", f"{prefix}docs.scored", f"{prefix}alerts"],
-    }
-    while any(_behind(settings.bootstrap_servers, g, t) for g, t in groups.items()):
-        assert time.monotonic() < deadline, f"records left uncommitted; see {store.log_file}"
-        time.sleep(1.0)
+    committed(settings, max(deadline - time.monotonic(), 1.0))
 
     def delivered(stats: dict[str, int]) -> bool:
         states = stats.get("alerts.firing", 0) + stats.get("alerts.resolved", 0)
