@@ -18,7 +18,6 @@ from infra.db import MIGRATIONS_DIR
 from infra.errors import ConfigError
 from infra.settings import Settings
 from ingest.base import collect
-from ingest.producer import DocumentProducer
 from ingest.rss import RssSource
 from models.lexicon import LexiconClassifier
 from streams.records import Document
@@ -33,7 +32,7 @@ from surveil.quant.times import parse_freq
 from surveil.replay.diff import diff_runs
 from surveil.replay.run import replay
 from surveil.replay.runs import list_runs, open_run
-from tests.feeds import MSFT_FEED, rewind
+from tests.feeds import MSFT_FEED, publish_feed, rewind
 
 DAY = timedelta(days=1)
 
@@ -74,13 +73,7 @@ def live(
             worker.start()
             try:
                 if delivery == 1:
-                    producer = DocumentProducer(
-                        settings.bootstrap_servers, topic_prefix=settings.topic_prefix
-                    )
-                    try:
-                        producer.publish(docs)
-                    finally:
-                        producer.close()
+                    publish_feed(settings, shared_dir / MSFT_FEED)
                 # A fresh worker on a rewound group reads docs.scored from its beginning: what
                 # every earlier run scored (again) and what this one scores again.
                 worker.wait_until(processed(len(docs), pairs * delivery), 180)
