@@ -13,6 +13,7 @@ from mode import CrashingSupervisor
 from infra.web import foreign
 from streams.acks import Writes
 from streams.counters import Counters
+from streams.ordered import InOrderTransport
 from streams.records import Rejected
 from streams.topics import ALERTS, DOCS_DLQ, DOCS_RAW, DOCS_SCORED
 
@@ -80,9 +81,19 @@ class Pipeline:
         )
 
 
+class PipelineApp(faust.App):  # Faust's classes are untyped
+    """A Faust app whose consumer delivers the pipeline's topics in order, none skipped
+    (`streams.ordered`)."""
+
+    in_order_topics: frozenset[str] = frozenset()
+
+    def _new_transport(self) -> Any:
+        return InOrderTransport(self.conf.broker_consumer, self)
+
+
 def create_pipeline(config: WorkerConfig) -> Pipeline:
     """Create the Faust app and its topics; agents are added by each package's ``register``."""
-    app = faust.App(
+    app = PipelineApp(
         config.app_id,
         broker=config.broker,
         value_serializer="json",
@@ -111,6 +122,9 @@ def create_pipeline(config: WorkerConfig) -> Pipeline:
             f"{config.topic_prefix}{name}", partitions=config.partitions, internal=False
         )
 
+    app.in_order_topics = frozenset(
+        f"{config.topic_prefix}{name}" for name in (DOCS_RAW, DOCS_SCORED, ALERTS)
+    )
     topics = Topics(
         raw=topic(DOCS_RAW),
         scored=topic(DOCS_SCORED),

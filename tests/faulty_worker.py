@@ -9,6 +9,10 @@ raises `StoreError` before reaching ClickHouse.
 
 ``SURVEIL_TEST_CRASH_CLASSIFY=1`` makes the model raise on every batch instead: a bug, not a
 failing write, so the classify agent dies.
+
+``SURVEIL_TEST_SKIP_FETCHED=TOPIC/PARTITION/FIRST-LAST`` drops those fetched records, once
+each, after the fetcher moved past them: what faust-streaming's ``getmany`` does to a fetch
+it stops reading in a rebalance (`streams.ordered`). Every consumer of the worker sees it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from infra.db import Warehouse
 from infra.errors import StoreError
@@ -47,9 +53,32 @@ def _crashing_model(*_: Any) -> list[Any]:
     raise ZeroDivisionError(msg)
 
 
+def _skipping(spec: str) -> Any:
+    """A fetch that drops the records ``spec`` names, the first time each is fetched."""
+    where, _, span = spec.rpartition("/")
+    topic, _, partition = where.rpartition("/")
+    first, _, last = span.partition("-")
+    skip = {(topic, int(partition), o) for o in range(int(first), int(last) + 1)}
+    fetch = AIOKafkaConsumerThread._fetch_records
+
+    async def fetch_records(self: Any, *args: Any, **kwargs: Any) -> Any:
+        records = await fetch(self, *args, **kwargs)
+        for tp, batch in records.items():
+            dropped = {r.offset for r in batch if (tp.topic, tp.partition, r.offset) in skip}
+            if dropped:
+                skip.difference_update((tp.topic, tp.partition, o) for o in dropped)
+                records[tp] = [r for r in batch if r.offset not in dropped]
+        return records
+
+    return fetch_records
+
+
 Warehouse._insert = _failing_insert  # type: ignore[method-assign]
 if os.environ.get("SURVEIL_TEST_CRASH_CLASSIFY") == "1":
     classify.score = _crashing_model  # type: ignore[assignment]
+
+if spec := os.environ.get("SURVEIL_TEST_SKIP_FETCHED"):
+    AIOKafkaConsumerThread._fetch_records = _skipping(spec)  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     main()

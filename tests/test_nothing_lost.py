@@ -7,13 +7,15 @@ gets every unwritten batch again.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
 from infra.errors import SurveilError
 from infra.settings import Settings
@@ -190,3 +192,66 @@ def test_a_dead_agent_stops_the_worker_with_an_error_and_loses_nothing(
 
     # the batch the dead agent held comes back
     _next_worker_writes_every_row_once(settings, docs, pairs, tmp_path / "worker1.log")
+
+
+@pytest.mark.parametrize("topic", ["docs.raw", "docs.scored"])
+def test_records_a_fetch_skipped_are_fetched_again_never_committed_unread(
+    topic: str, settings: Settings, shared_dir: Path, tmp_path: Path
+) -> None:
+    # What faust-streaming does in a rebalance (streams.ordered): the fetcher moved past
+    # offsets 2-4 of partition 0, which no agent got. Faust alone commits past them.
+    log = tmp_path / "worker.log"
+    skip = {"SURVEIL_TEST_SKIP_FETCHED": f"{settings.topic_prefix}{topic}/0/2-4"}
+    worker = WorkerProcess(settings, skip, log, module="tests.faulty_worker")
+    worker.start()
+    try:
+        docs, pairs = _publish(settings, shared_dir / MSFT_FEED)
+        worker.wait_until(processed(len(docs), len(pairs)), timeout=120)
+        deadline = time.monotonic() + 30
+        while any(_uncommitted(settings).values()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not any(_uncommitted(settings).values())
+        assert worker.stop() == 0
+    finally:
+        worker.stop()
+    _every_row_once(settings, docs, pairs)
+    assert f"{settings.topic_prefix}{topic}/0: fetched offset 5 while 2" in log.read_text()
+
+
+def test_records_deleted_by_retention_before_they_were_read_are_named_and_passed(
+    settings: Settings, shared_dir: Path, tmp_path: Path
+) -> None:
+    # The group committed offset 1 of partition 0, then retention deleted offsets 0-3: the
+    # fetcher resets to offset 4, which streams.ordered must accept after asking the log.
+    batch = publish_feed(settings, shared_dir / MSFT_FEED)
+    tp = TopicPartition(f"{settings.topic_prefix}docs.raw", 0)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=settings.app_id,
+        enable_auto_commit=False,
+        consumer_timeout_ms=5000,
+    )
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, 0)
+        gone = {json.loads(m.value)["doc_id"] for m, _ in zip(consumer, range(4), strict=False)}
+        consumer.commit({tp: OffsetAndMetadata(1, "", -1)})
+    finally:
+        consumer.close()
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        admin.delete_records({tp: 4})
+    finally:
+        admin.close()
+    kept = [d for d in batch.documents if d.doc_id not in gone]
+    pairs = {(d.doc_id, t) for d in kept for t in d.tickers}
+    log = tmp_path / "worker.log"
+    worker = WorkerProcess(settings, {}, log)
+    worker.start()
+    try:
+        worker.wait_until(processed(len(kept), len(pairs)), timeout=120)
+        assert worker.stop() == 0
+    finally:
+        worker.stop()
+    _every_row_once(settings, {d.doc_id for d in kept}, pairs)
+    assert f"{tp.topic}/0: offsets 1-3 were deleted (retention)" in log.read_text()
