@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -64,3 +65,35 @@ def committed(settings: Settings, timeout: float) -> None:
     while any(_behind(settings.bootstrap_servers, g, t) for g, t in groups.items()):
         assert time.monotonic() < deadline, "records left uncommitted"
         time.sleep(1.0)
+
+
+def trace(settings: Settings, pairs: set[tuple[str, str]]) -> dict[str, list[str]]:
+    """Where the given (document, ticker) pairs are on docs.scored, for a failure's message:
+    each as ``partition/offset origin=...`` records (none when it never got there)."""
+    topic = f"{settings.topic_prefix}docs.scored"
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        enable_auto_commit=False,
+        consumer_timeout_ms=5000,
+    )
+    found: dict[str, list[str]] = {f"{d}/{t}": [] for d, t in pairs}
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        left = {tp for tp in tps if ends[tp] > 0}
+        for message in consumer:
+            value = json.loads(message.value)
+            key = f"{value.get('doc_id')}/{value.get('ticker')}"
+            if key in found:
+                origin = value.get("origin")
+                found[key].append(f"{message.partition}/{message.offset} origin={origin}")
+            tp = TopicPartition(topic, message.partition)
+            if message.offset + 1 >= ends[tp]:
+                left.discard(tp)
+            if not left:
+                break
+    finally:
+        consumer.close()
+    return found

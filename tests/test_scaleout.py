@@ -27,7 +27,7 @@ from surveil.compose.runtime import WorkerProcess, open_warehouse
 from surveil.demo.receiver import WebhookReceiver
 from surveil.demo.run import processed
 from tests.conftest import worker_settings
-from tests.feeds import MSFT_FEED, committed, publish_feed
+from tests.feeds import MSFT_FEED, committed, publish_feed, trace
 from tests.test_cluster import describe, kill
 from tests.test_roles import _answering
 
@@ -146,15 +146,12 @@ def _stored(settings: Settings) -> dict[str, Any]:
     try:
         stored: dict[str, Any] = {name: warehouse.rows(sql)[0] for name, sql in queries.items()}
         stored["alerts"] = Counter(warehouse.rows("SELECT alert_id, state FROM {db}.alerts"))
+        stored["pairs"] = set(warehouse.rows("SELECT doc_id, ticker FROM {db}.scores"))
     finally:
         warehouse.close()
     return stored
 
 
-# Known to fail now and then (issue 14, open): once 422 of 426 pairs stored with every record
-# committed (a loss, cause not found yet), once the store stalled at 256 of 426 scores seen
-# after the broker's kill. Run here so that CI shows each outcome (XPASS or XFAIL) until fixed.
-@pytest.mark.xfail(reason="intermittent loss or stall after a broker kill (issue 14)", strict=False)
 def test_a_killed_broker_and_classify_worker_lose_and_repeat_nothing(
     kafka_cluster: LocalCluster, shared_dir: Path, tmp_path: Path
 ) -> None:
@@ -174,7 +171,8 @@ def test_a_killed_broker_and_classify_worker_lose_and_repeat_nothing(
                 assert busy.kill() == -9  # its partitions go to the other one
                 documents += _publish_later(settings, tmp_path)
                 docs = len({d.doc_id for d in documents})
-                pairs = len({(d.doc_id, t) for d in documents for t in d.tickers})
+                expected = {(d.doc_id, t) for d in documents for t in d.tickers}
+                pairs = len(expected)
                 stats = _settle(store, docs, pairs, 90)
                 leader_topic = f"{settings.app_id}-classify-__assignor-__leader"
                 changelog = f"{settings.app_id}-alert_rule_state-changelog"
@@ -187,6 +185,8 @@ def test_a_killed_broker_and_classify_worker_lose_and_repeat_nothing(
     stored = _stored(settings)
     assert replicas == [3, 3]  # Faust's own topics are replicated as the pipeline's
     assert stored["documents"] == (docs, docs)  # every document once
+    missing = expected - stored["pairs"]
+    assert not missing, trace(settings, missing)  # where the lost pairs were on docs.scored
     assert stored["scores"][:2] == (pairs, pairs)  # every (document, ticker) once
     assert stored["rollup"][0] == pairs and abs(stored["rollup"][1] - stored["scores"][2]) < 1e-6
     alerts = stored["alerts"]
