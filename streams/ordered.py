@@ -29,11 +29,14 @@ from typing import Any
 
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, Message
+from mode import Service
 
 log = logging.getLogger(__name__)
 
 # Refetches of one offset after which the log's start is asked (retention may have gone past).
 REFETCHES_BEFORE_LOG_START = 3
+# How often the fetch positions are compared with what was delivered (see `_watch`).
+WATCH_S = 5.0
 
 
 class InOrderConsumer(driver.Consumer):  # Faust's classes are untyped
@@ -47,6 +50,8 @@ class InOrderConsumer(driver.Consumer):  # Faust's classes are untyped
         self._next: dict[TP, int] = {}
         self._last: dict[TP, int] = {}  # the offset last sought back to, and how often
         self._tries: dict[TP, int] = {}
+        self._idle: dict[TP, int] = {}  # next offsets that did not move since the last watch
+        self._yielding = False
         self.refetches = 0
 
     def _in_order(self, tp: TP) -> bool:
@@ -69,7 +74,11 @@ class InOrderConsumer(driver.Consumer):  # Faust's classes are untyped
                         continue
             if self._in_order(tp):
                 self._next[tp] = message.offset + 1
-            yield tp, message
+            self._yielding = True  # until the drain loop comes back (an agent may be full)
+            try:
+                yield tp, message
+            finally:
+                self._yielding = False
 
     async def _refetch(self, tp: TP, expected: int, fetched: int) -> int:
         """Seek ``tp`` back to ``expected``; return the offset to deliver next.
@@ -99,6 +108,36 @@ class InOrderConsumer(driver.Consumer):  # Faust's classes are untyped
         await super().seek(tp, expected)
         return expected
 
+    @Service.task
+    async def _watch(self) -> None:
+        """Seek back a partition whose fetcher went past what was delivered, with nothing
+        delivered since the last look and no record waiting for an agent: records Faust
+        fetched and dropped at the end of what there was, which no later fetch shows."""
+        while not self.should_stop:
+            await self.sleep(WATCH_S)
+            for tp in sorted(t for t in self.assignment() if self._in_order(t)):
+                expected = None if self._yielding else self._next.get(tp)
+                try:
+                    position = await self.position(tp) if expected is not None else None
+                except Exception as exc:  # e.g. revoked meanwhile: the next look will tell
+                    log.debug("%s/%d: no position: %r", tp.topic, tp.partition, exc)
+                    continue
+                if expected is None or position is None or position <= expected:
+                    self._idle.pop(tp, None)
+                    continue
+                if self._idle.get(tp) == expected:
+                    active = tp in self._get_active_partitions()
+                    log.warning(
+                        "%s/%d: the fetcher is at %d but %d was not delivered, nothing for "
+                        "%.0f s (partition %s): seeking back to %d",
+                        *(tp.topic, tp.partition, position, expected, WATCH_S),
+                        "active" if active else "paused",
+                        expected,
+                    )
+                    self.refetches += 1
+                    await super().seek(tp, expected)
+                self._idle[tp] = expected
+
     async def perform_seek(self) -> None:
         """Seek to the committed offsets (Faust's), and learn each partition's next offset."""
         await super().perform_seek()
@@ -113,6 +152,10 @@ class InOrderConsumer(driver.Consumer):  # Faust's classes are untyped
         if fresh:  # nothing committed: the fetch starts at the log's start (offset reset)
             for tp, offset in (await self.earliest_offsets(*fresh)).items():
                 self._next[tp] = offset
+        log.info(
+            "in order from: %s",
+            ", ".join(f"{tp.topic}/{tp.partition}@{self._next.get(tp)}" for tp in sorted(assigned)),
+        )
 
     async def seek(self, partition: TP, offset: int) -> None:
         """Seek a partition (Faust's seek); its next offset to deliver is ``offset``."""
@@ -127,7 +170,7 @@ class InOrderConsumer(driver.Consumer):  # Faust's classes are untyped
 
     def _forget(self, tps: Iterable[TP]) -> None:
         for tp in tps:
-            for known in (self._next, self._last, self._tries):
+            for known in (self._next, self._last, self._tries, self._idle):
                 known.pop(tp, None)
 
 

@@ -255,3 +255,29 @@ def test_records_deleted_by_retention_before_they_were_read_are_named_and_passed
         worker.stop()
     _every_row_once(settings, {d.doc_id for d in kept}, pairs)
     assert f"{tp.topic}/0: offsets 1-3 were deleted (retention)" in log.read_text()
+
+
+def test_the_last_records_a_fetch_dropped_are_fetched_again(
+    settings: Settings, shared_dir: Path, tmp_path: Path
+) -> None:
+    # Dropped at the end of the partition, no later fetch shows a skip: only the consumer's
+    # watch (fetch position past what was delivered, nothing delivered since) finds them.
+    docs, pairs = _publish(settings, shared_dir / MSFT_FEED)
+    tp = TopicPartition(f"{settings.topic_prefix}docs.raw", 0)
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        end = consumer.end_offsets([tp])[tp]
+    finally:
+        consumer.close()
+    log = tmp_path / "worker.log"
+    skip = {"SURVEIL_TEST_SKIP_FETCHED": f"{tp.topic}/0/{end - 3}-{end - 1}"}
+    worker = WorkerProcess(settings, skip, log, module="tests.faulty_worker")
+    worker.start()
+    try:
+        worker.wait_until(processed(len(docs), len(pairs)), timeout=120)
+        assert worker.stop() == 0
+    finally:
+        worker.stop()
+    _every_row_once(settings, docs, pairs)
+    found = f"{tp.topic}/0: the fetcher is at {end} but {end - 3} was not delivered"
+    assert found in log.read_text()
