@@ -39,14 +39,19 @@ def rewind(settings: Settings, *groups: str) -> None:
         admin.close()
 
 
-def _behind(bootstrap: str, group: str, topics: list[str]) -> int:
-    """How many records of the topics the consumer group has not committed yet."""
+def _behind(bootstrap: str, group: str, topics: list[str]) -> dict[str, int]:
+    """The records of the topics the consumer group has not committed yet, by partition
+    (``topic/partition``: count), those it has all committed left out."""
     # Reading a group's committed offsets does not join the group.
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     try:
         tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
         ends = consumer.end_offsets(tps)
-        return sum(end - (consumer.committed(tp) or 0) for tp, end in ends.items())
+        left = {
+            f"{tp.topic}/{tp.partition}": end - (consumer.committed(tp) or 0)
+            for tp, end in ends.items()
+        }
+        return {where: count for where, count in left.items() if count}
     finally:
         consumer.close()
 
@@ -62,8 +67,10 @@ def committed(settings: Settings, timeout: float) -> None:
         f"{settings.app_id}-classify": [f"{prefix}docs.raw"],
         settings.app_id: [f"{prefix}docs.raw", f"{prefix}docs.scored", f"{prefix}alerts"],
     }
-    while any(_behind(settings.bootstrap_servers, g, t) for g, t in groups.items()):
-        assert time.monotonic() < deadline, "records left uncommitted"
+    while behind := {
+        g: b for g, t in groups.items() if (b := _behind(settings.bootstrap_servers, g, t))
+    }:
+        assert time.monotonic() < deadline, f"records left uncommitted: {behind}"
         time.sleep(1.0)
 
 
