@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
+import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
@@ -208,43 +209,40 @@ class Warehouse:
             token: the insert's ``insert_deduplication_token``: a table with a deduplication
                 window drops a later insert with the same token (``streams.ledger``).
         """
-        return self._insert(table, rows, columns, token, column_oriented=False)
+        return self._insert(table, rows, columns, token)
 
-    def insert_columns(
-        self,
-        table: str,
-        data: Sequence[Sequence[Any]],
-        columns: Sequence[str],
-        token: str | None = None,
-    ) -> int:
-        """Like `insert`, with the data as one sequence per column (no transposing)."""
-        return self._insert(table, data, columns, token, column_oriented=True)
+    def insert_arrow(self, table: str, data: pa.Table, token: str | None = None) -> int:
+        """Like `insert`, with the data as an Arrow table (named as the table's columns): the
+        engine reads it in one piece, with no per-value encoding in Python."""
+        return self._insert(table, data, data.column_names, token)
 
     def _insert(
         self,
         table: str,
-        data: Sequence[Sequence[Any]],
+        data: Sequence[Sequence[Any]] | pa.Table,
         columns: Sequence[str],
         token: str | None,
-        column_oriented: bool,
     ) -> int:
-        count = len(data[0]) if column_oriented and data else len(data)
+        """The one place every insert goes through (rows or an Arrow table)."""
+        count = data.num_rows if isinstance(data, pa.Table) else len(data)
         if not count:
             return 0
         settings = {"insert_deduplication_token": token} if token else None
         try:
-            self.client.insert(
-                table,
-                data,
-                column_names=list(columns),
-                database=self.database,
-                settings=settings,
-                column_oriented=column_oriented,
-            )
+            if isinstance(data, pa.Table):
+                self.client.insert_arrow(table, data, database=self.database, settings=settings)
+            else:
+                self.client.insert(
+                    table,
+                    data,
+                    column_names=list(columns),
+                    database=self.database,
+                    settings=settings,
+                )
         except ClickHouseError as exc:
             msg = f"insert into {table} failed: {exc}"
             raise StoreError(msg) from exc
-        return count
+        return int(count)
 
     def close(self) -> None:
         """Close the client (and release a chDB folder)."""

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from infra.db import Warehouse
@@ -37,15 +38,14 @@ _insert = Warehouse._insert
 def _failing_insert(
     self: Warehouse,
     table: str,
-    data: Sequence[Sequence[Any]],
+    data: Sequence[Sequence[Any]] | pa.Table,
     columns: Sequence[str],
     token: str | None,
-    column_oriented: bool,
 ) -> int:
-    if table in _tables and data and _flag.exists():
+    if table in _tables and len(data) and _flag.exists():
         msg = f"insert into {table} failed: injected fault (Code: 243. NOT_ENOUGH_SPACE)"
         raise StoreError(msg)
-    return _insert(self, table, data, columns, token, column_oriented)
+    return _insert(self, table, data, columns, token)
 
 
 def _crashing_model(*_: Any) -> list[Any]:

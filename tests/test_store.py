@@ -66,6 +66,22 @@ def _firing() -> Alert:
     return alert(fingerprint="f1", ticker="CNTS", window_start=T0)
 
 
+def test_scores_keep_a_documents_times_to_the_millisecond(warehouse: Warehouse) -> None:
+    # Scores go in as Arrow columns, documents row by row (Native): the same instants, cut
+    # to DateTime64(3) the same way, so a join on published_at finds every pair.
+    store = Store(warehouse)
+    times = [T0 + timedelta(microseconds=us) for us in (0, 999, 1_000, 123_456, 999_999)]
+    docs = [document(f"doc-{i:05d}", "x", ("CNTS",), at=at) for i, at in enumerate(times)]
+    store.write_documents(docs)
+    store.write_scores([scored(d.doc_id, "CNTS", d.published_at, -0.5) for d in docs])
+    rows = warehouse.rows(
+        "SELECT d.doc_id, d.published_at, s.published_at, s.scored_at FROM {db}.documents AS d "
+        "INNER JOIN {db}.scores AS s ON d.doc_id = s.doc_id ORDER BY d.doc_id"
+    )
+    cut = [at.replace(microsecond=at.microsecond // 1000 * 1000, tzinfo=None) for at in times]
+    assert [(r[1], r[2], r[3]) for r in rows] == [(at, at, at) for at in cut]
+
+
 def test_alert_states_are_kept_as_an_audit_trail(warehouse: Warehouse) -> None:
     firing = _firing()
     resolved = firing.model_copy(update={"state": "resolved", "value": 0.1})
