@@ -44,37 +44,87 @@ async def _off_loop(job: Callable[[], T]) -> T:
     return await asyncio.get_running_loop().run_in_executor(None, job)
 
 
-class _Refs(MutableMapping[str, dict[str, list[str]]]):
-    """One ticker's window refs (``TICKER|bucket`` keys of the rule-state table) as the
-    batch changes them: read through to the table, written to it only by `_Batch.save`.
+PAGE = 256  # documents per stored page of a refs entry
+Entry = dict[str, list[str]]
 
-    ``read`` holds entries as this worker last read or saved them: a busy bucket's entry
-    lists thousands of documents, and decoding it from the table for every batch cost the
-    agent more than everything else it does. Entries are replaced, never changed in place
-    (`streams.windows`), so one kept is what the table holds while the worker owns its
-    partition; the agent empties it on every rebalance.
+
+def _page(key: str, number: int) -> str:
+    """The table key of page ``number`` of a refs entry (page 0 is the entry's own key)."""
+    return key if number == 0 else f"{key}|{number}"
+
+
+class _Pages:
+    """Refs entries as pages of the rule-state table, and the pages as this worker last read
+    or saved them.
+
+    A busy bucket's entry lists thousands of documents. Stored whole, it was decoded from
+    the table and encoded to it and to its changelog on every batch, which cost the agent
+    more than everything else it does; stored in pages of `PAGE` documents, a batch writes
+    only the pages it changed (mostly the last), and pages once read are kept. An entry is
+    its pages' documents in page order. Entries are replaced, never changed in place
+    (`streams.windows`), so a kept page is what the table holds while the worker owns its
+    partition; the agent calls `forget` on every rebalance. ``{}`` is a page known absent.
     """
 
-    def __init__(self, table: Any, read: dict[str, dict[str, list[str]]]) -> None:
+    def __init__(self, table: Any) -> None:
         self.table = table
-        self.read = read
-        self.changed: dict[str, dict[str, list[str]] | None] = {}
+        self.kept: dict[str, Entry] = {}
 
-    def __getitem__(self, key: str) -> dict[str, list[str]]:
+    def forget(self) -> None:
+        """Drop every kept page (the partitions moved)."""
+        self.kept.clear()
+
+    def pages(self, key: str) -> list[Entry]:
+        """The stored pages of an entry, in order (none when it is absent)."""
+        found: list[Entry] = []
+        while True:
+            name = _page(key, len(found))
+            if name not in self.kept:
+                self.kept[name] = self.table[name] if name in self.table else {}
+            if not self.kept[name]:
+                return found
+            found.append(self.kept[name])
+
+    def save(self, key: str, entry: Entry | None) -> None:
+        """Write the pages of ``entry`` that differ from the stored ones; drop the others
+        (all of them when ``entry`` is None)."""
+        old = self.pages(key)
+        items = list((entry or {}).items())
+        cuts = [items[i : i + PAGE] for i in range(0, len(items), PAGE)]
+        for number, cut in enumerate(cuts):
+            # Order counts (a bucket counts its entry's first documents), as dict == does not.
+            if number >= len(old) or list(old[number].items()) != cut:
+                self.table[_page(key, number)] = self.kept[_page(key, number)] = dict(cut)
+        for number in range(len(cuts), len(old)):
+            del self.table[_page(key, number)]
+            self.kept[_page(key, number)] = {}
+
+
+class _Refs(MutableMapping[str, Entry]):
+    """One ticker's window refs (``TICKER|bucket`` entries, `_Pages`) as the batch changes
+    them: read through to the pages, written to them only by `_Batch.save`."""
+
+    def __init__(self, pages: _Pages) -> None:
+        self.store = pages
+        self.changed: dict[str, Entry | None] = {}
+
+    def __getitem__(self, key: str) -> Entry:
         if key in self.changed:
             value = self.changed[key]
             if value is None:
                 raise KeyError(key)
             return value
-        if key in self.read:
-            return self.read[key]
-        if key not in self.table:
+        pages = self.store.pages(key)
+        if not pages:
             raise KeyError(key)
-        found: dict[str, list[str]] = self.table[key]
-        self.read[key] = found
-        return found
+        if len(pages) == 1:
+            return pages[0]
+        entry: Entry = {}
+        for page in pages:
+            entry.update(page)
+        return entry
 
-    def __setitem__(self, key: str, value: dict[str, list[str]]) -> None:
+    def __setitem__(self, key: str, value: Entry) -> None:
         self.changed[key] = value
 
     def __delitem__(self, key: str) -> None:
@@ -90,9 +140,9 @@ class _Refs(MutableMapping[str, dict[str, list[str]]]):
 class _Batch:
     """A batch's new rule states and refs, saved together once the router's are durable."""
 
-    def __init__(self, table: Any, read: dict[str, dict[str, list[str]]]) -> None:
+    def __init__(self, table: Any, pages: _Pages) -> None:
         self.table = table
-        self.read = read  # refs entries as last read or saved (`_Refs`)
+        self.pages = pages
         self.states: dict[str, dict[str, Any]] = {}
         self._refs: dict[str, _Refs] = {}
         self._events: dict[str, Any] = {}
@@ -106,7 +156,7 @@ class _Batch:
     def refs(self, ticker: str, event: Any) -> _Refs:
         """The ticker's refs as of this batch; ``event`` is one of the ticker's events."""
         self._events.setdefault(ticker, event)
-        return self._refs.setdefault(ticker, _Refs(self.table, self.read))
+        return self._refs.setdefault(ticker, _Refs(self.pages))
 
     def save(self, events: list[Any]) -> None:
         """Write refs, then states, then forget expired refs, each in its ticker's partition.
@@ -123,14 +173,11 @@ class _Batch:
             changed = self._refs[ticker].changed
             for key, value in changed.items():
                 if value is not None:
-                    self.table[key] = value
-                    self.read[key] = value
+                    self.pages.save(key, value)
             self.table[ticker] = self.states[ticker]
             for key, value in changed.items():
                 if value is None:
-                    self.read.pop(key, None)
-                    if key in self.table:
-                        del self.table[key]
+                    self.pages.save(key, None)
 
 
 def register(pipeline: Pipeline, engine: AlertEngine) -> Any:
@@ -139,12 +186,12 @@ def register(pipeline: Pipeline, engine: AlertEngine) -> Any:
     # Keyed by ticker (and TICKER|bucket for the window refs), like docs.scored, so table
     # and stream share partitions.
     states = app.Table("alert_rule_state", default=dict, partitions=cfg.partitions)
-    read: dict[str, dict[str, list[str]]] = {}  # refs entries as last read or saved
+    pages = _Pages(states)
     publishing = asyncio.Lock()
 
     async def forget(app: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # Partitions move: what this worker read of them may not be what it will own.
-        read.clear()
+        pages.forget()
 
     app.on_partitions_revoked.connect(forget)
     app.on_partitions_assigned.connect(forget)
@@ -166,7 +213,7 @@ def register(pipeline: Pipeline, engine: AlertEngine) -> Any:
 
     async def rules(stream: Any) -> AsyncIterator[Alert]:
         async for events in batches(stream, BATCH, BATCH_WITHIN_S):
-            batch = _Batch(states, read)
+            batch = _Batch(states, pages)
             # each: reads and writes of the table go to the partition of their own event
             counters.inc("alerts.seen", len(events))
             for event in each(events):
