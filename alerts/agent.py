@@ -95,7 +95,8 @@ class _Pages:
             # Order counts (a bucket counts its entry's first documents), as dict == does not.
             if number >= len(old) or list(old[number].items()) != cut:
                 self.table[_page(key, number)] = self.kept[_page(key, number)] = dict(cut)
-        for number in range(len(cuts), len(old)):
+        # Last page first: a save cut short leaves a shorter entry, never a gap in its pages.
+        for number in reversed(range(len(cuts), len(old))):
             del self.table[_page(key, number)]
             self.kept[_page(key, number)] = {}
 
