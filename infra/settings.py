@@ -84,6 +84,9 @@ class Settings(BaseSettings):
         5000,
         description="Most rows of one ClickHouse insert (from one topic partition).",
     )
+    store_within: PositiveFloat = Field(
+        0.5, description="Seconds a record waits at most for its ClickHouse insert to fill."
+    )
     body_max_chars: int = Field(20_000, ge=100, description="Document bodies are cut to this.")
     signal_window_s: int = Field(
         86_400,

@@ -90,6 +90,7 @@ def worker_config(settings: Settings) -> WorkerConfig:
         classify_within=settings.classify_within,
         store_batch=settings.store_batch,
         store_insert_rows=settings.store_insert_rows,
+        store_within=settings.store_within,
     )
 
 
