@@ -167,3 +167,15 @@ def test_records_wait_for_a_full_insert_or_their_time(warehouse: Warehouse) -> N
     ledger.add(((Where(TOPIC, 1, o), _score(o), o) for o in range(3, 11)), now=200.0)
     assert ledger.write(store.insert_scores, now=200.0) == 8  # two full inserts
     assert ledger.pending() == 0 and len(ledger.take_acked()) == 11
+
+
+def test_records_held_out_of_offset_order_are_cut_in_offset_order(warehouse: Warehouse) -> None:
+    # A later take redelivers offsets behind those held (after a seek back): the cut must
+    # still start at the lowest, or the range recorded would skip offsets 0-4.
+    store, ledger = Store(warehouse), _ledger(warehouse, rows=10)
+    records = {o: _score(o) for o in range(10)}
+    ledger.add(((Where(TOPIC, 0, o), records[o], o) for o in range(5, 10)), now=0.0)
+    ledger.add(((Where(TOPIC, 0, o), records[o], o) for o in range(5)), now=0.0)
+    assert ledger.write(store.insert_scores, now=0.0) == 10  # full: 10 records, 0-9
+    assert warehouse.rows("SELECT first, last FROM {db}.insert_ranges FINAL") == [(0, 9)]
+    assert ledger.take_acked() == list(range(10))
