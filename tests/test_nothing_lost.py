@@ -109,9 +109,16 @@ def _every_row_once(settings: Settings, docs: set[str], pairs: set[tuple[str, st
 
 
 def _next_worker_writes_every_row_once(
-    settings: Settings, docs: set[str], pairs: set[tuple[str, str]], log: Path
+    settings: Settings,
+    docs: set[str],
+    pairs: set[tuple[str, str]],
+    log: Path,
+    env: dict[str, str] | None = None,
 ) -> None:
-    worker = WorkerProcess(settings, {}, log)
+    """Start a worker (the faulty one when ``env`` sets a fault), wait until it stored the
+    documents and pairs, stop it cleanly; check every row is there once."""
+    module = "tests.faulty_worker" if env else "surveil"
+    worker = WorkerProcess(settings, env or {}, log, module=module)
     worker.start()
     try:
         worker.wait_until(processed(len(docs), len(pairs)), timeout=180)
@@ -246,14 +253,7 @@ def test_records_deleted_by_retention_before_they_were_read_are_named_and_passed
     kept = [d for d in batch.documents if d.doc_id not in gone]
     pairs = {(d.doc_id, t) for d in kept for t in d.tickers}
     log = tmp_path / "worker.log"
-    worker = WorkerProcess(settings, {}, log)
-    worker.start()
-    try:
-        worker.wait_until(processed(len(kept), len(pairs)), timeout=120)
-        assert worker.stop() == 0
-    finally:
-        worker.stop()
-    _every_row_once(settings, {d.doc_id for d in kept}, pairs)
+    _next_worker_writes_every_row_once(settings, {d.doc_id for d in kept}, pairs, log)
     assert f"{tp.topic}/0: offsets 1-3 were deleted (retention)" in log.read_text()
 
 
@@ -271,13 +271,6 @@ def test_the_last_records_a_fetch_dropped_are_fetched_again(
         consumer.close()
     log = tmp_path / "worker.log"
     skip = {"SURVEIL_TEST_SKIP_FETCHED": f"{tp.topic}/0/{end - 3}-{end - 1}"}
-    worker = WorkerProcess(settings, skip, log, module="tests.faulty_worker")
-    worker.start()
-    try:
-        worker.wait_until(processed(len(docs), len(pairs)), timeout=120)
-        assert worker.stop() == 0
-    finally:
-        worker.stop()
-    _every_row_once(settings, docs, pairs)
+    _next_worker_writes_every_row_once(settings, docs, pairs, log, skip)
     found = f"{tp.topic}/0: the fetcher is at {end} but {end - 3} was not delivered"
     assert found in log.read_text()
