@@ -29,7 +29,6 @@ import shutil
 import statistics
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,7 +163,7 @@ def run_latency(
     producer = DocumentProducer(settings.bootstrap_servers, topic_prefix=settings.topic_prefix)
     try:
         for worker in workers:  # every worker up, its groups joined, before the clock starts
-            _answering(worker, timeout)
+            worker.wait_answering(timeout)
         _warm(store, producer, docs[0], timeout)
         sent: list[float] = []
         seen: list[tuple[float, int]] = []
@@ -197,20 +196,6 @@ def run_latency(
             k += 1
     cuts = statistics.quantiles(latencies, n=100)
     return len(docs) / (sent[-1] - sent[0] or 1e-9), cuts[49], cuts[98]
-
-
-def _answering(worker: WorkerProcess, timeout: float) -> None:
-    """Wait until the worker's counters page answers."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(worker.stats_url, timeout=2):  # noqa: S310 - loopback
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                msg = f"{worker.log_file}: the worker did not answer"
-                raise SystemExit(msg) from None
-            time.sleep(0.5)
 
 
 def _warm(store: WorkerProcess, producer: DocumentProducer, doc: Document, timeout: float) -> None:

@@ -48,8 +48,7 @@ class InOrderConsumer(driver.Consumer):  # Faust's classes are untyped
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._next: dict[TP, int] = {}
-        self._last: dict[TP, int] = {}  # the offset last sought back to, and how often
-        self._tries: dict[TP, int] = {}
+        self._sought: dict[TP, tuple[int, int]] = {}  # the offset last sought back to, times
         self._idle: dict[TP, int] = {}  # next offsets that did not move since the last watch
         self._yielding = False
         self.refetches = 0
@@ -87,8 +86,9 @@ class InOrderConsumer(driver.Consumer):  # Faust's classes are untyped
         after a few refetches of the same offset, the log start is asked and, past it,
         taken as the next offset, with an ERROR naming what was lost.
         """
-        tries = self._tries[tp] + 1 if self._last.get(tp) == expected else 1
-        self._tries[tp], self._last[tp] = tries, expected
+        last, tries = self._sought.get(tp, (expected, 0))
+        tries = tries + 1 if last == expected else 1
+        self._sought[tp] = (expected, tries)
         if tries >= REFETCHES_BEFORE_LOG_START:
             start = (await self.earliest_offsets(tp)).get(tp, expected)
             if start > expected:
@@ -170,7 +170,7 @@ class InOrderConsumer(driver.Consumer):  # Faust's classes are untyped
 
     def _forget(self, tps: Iterable[TP]) -> None:
         for tp in tps:
-            for known in (self._next, self._last, self._tries, self._idle):
+            for known in (self._next, self._sought, self._idle):
                 known.pop(tp, None)
 
 

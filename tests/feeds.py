@@ -56,14 +56,17 @@ def _behind(bootstrap: str, group: str, topics: list[str]) -> dict[str, int]:
         consumer.close()
 
 
-def committed(settings: Settings, timeout: float) -> None:
-    """Wait until the classify and store groups have committed every record of their topics.
+def committed(
+    settings: Settings, timeout: float, groups: dict[str, list[str]] | None = None
+) -> None:
+    """Wait until the consumer groups have committed every record of their topics: by
+    default the classify and store groups of the split roles.
 
     The store's seen counters count repeats (what a killed classify worker had sent and its
     successor sent again), so they reach the expected totals before the last rows are in.
     """
     prefix, deadline = settings.topic_prefix, time.monotonic() + timeout
-    groups = {
+    groups = groups or {
         f"{settings.app_id}-classify": [f"{prefix}docs.raw"],
         settings.app_id: [f"{prefix}docs.raw", f"{prefix}docs.scored", f"{prefix}alerts"],
     }

@@ -21,7 +21,7 @@ from infra.errors import SurveilError
 from infra.settings import Settings
 from surveil.compose.runtime import WorkerProcess, open_warehouse
 from surveil.demo.run import processed
-from tests.feeds import MSFT_FEED, publish_feed
+from tests.feeds import MSFT_FEED, committed, publish_feed
 
 pytestmark = pytest.mark.integration
 
@@ -214,10 +214,7 @@ def test_records_a_fetch_skipped_are_fetched_again_never_committed_unread(
     try:
         docs, pairs = _publish(settings, shared_dir / MSFT_FEED)
         worker.wait_until(processed(len(docs), len(pairs)), timeout=120)
-        deadline = time.monotonic() + 30
-        while any(_uncommitted(settings).values()) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert not any(_uncommitted(settings).values())
+        committed(settings, 30, {settings.app_id: [f"{settings.topic_prefix}docs.raw"]})
         assert worker.stop() == 0
     finally:
         worker.stop()

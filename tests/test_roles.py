@@ -4,8 +4,6 @@ scored again by the other, and the store drops the repeats by their origin on do
 
 from __future__ import annotations
 
-import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,17 +15,6 @@ from surveil.demo.run import processed
 from tests.feeds import HALTS_FEED, MSFT_FEED, committed, publish_feed
 
 pytestmark = pytest.mark.integration
-
-
-def _answering(worker: WorkerProcess, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(worker.stats_url, timeout=2):  # noqa: S310 - loopback
-                return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"{worker.log_file}: the worker's page did not answer in {timeout:.0f} s")
 
 
 def test_two_classify_workers_and_a_store_worker_store_every_row_once_through_a_kill(
@@ -45,7 +32,7 @@ def test_two_classify_workers_and_a_store_worker_store_every_row_once_through_a_
         worker.start()
     try:
         for worker in workers:  # every one up (its counters page answers)
-            _answering(worker, 90)
+            worker.wait_answering(90)
         batch = publish_feed(store.settings, shared_dir / MSFT_FEED)
         first.wait_until(lambda s: s.get("classify.documents", 0) > 0, 60)
         assert first.kill() == -9  # mid-stream: its partitions go to the other one

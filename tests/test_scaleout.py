@@ -29,7 +29,6 @@ from surveil.demo.run import processed
 from tests.conftest import worker_settings
 from tests.feeds import MSFT_FEED, committed, publish_feed, trace
 from tests.test_cluster import describe, kill
-from tests.test_roles import _answering
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -128,7 +127,7 @@ def _workers(
         worker.start()
     try:
         for worker in workers:  # every one up (its counters page answers)
-            _answering(worker, 90)
+            worker.wait_answering(90)
         yield workers
     finally:
         for worker in workers:

@@ -156,6 +156,19 @@ class WorkerProcess:
         except (urllib.error.URLError, OSError, ValueError):
             return {}
 
+    def wait_answering(self, timeout: float) -> None:
+        """Wait until the worker's counters page answers (its web server is up)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(self.stats_url, timeout=2):  # noqa: S310 - loopback
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    msg = f"{self.log_file}: the worker's page did not answer in {timeout:.0f} s"
+                    raise SurveilError(msg) from None
+                time.sleep(0.5)
+
     def wait_until(self, done: Callable[[dict[str, int]], bool], timeout: float) -> dict[str, int]:
         """Poll the counters until ``done`` holds; fail if the worker dies or time runs out."""
         deadline = time.monotonic() + timeout
